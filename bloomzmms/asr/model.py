@@ -178,8 +178,9 @@ class BloomzmmsModel(AbsESPnetModel):
         """
         state_dict = dict(state_dict)
         frozen = {}
+        frozen_keys = self.frozen_pretrained_keys()
         buffers = {**dict(self.named_parameters()), **dict(self.named_buffers())}
-        for key in self.frozen_pretrained_keys():
+        for key in frozen_keys:
             if key in state_dict:
                 frozen[key] = state_dict.pop(key)
         legacy_ctc_key = "ctc.ctc_lo.weight"
@@ -191,10 +192,11 @@ class BloomzmmsModel(AbsESPnetModel):
             with torch.no_grad():
                 buffers[key].copy_(value)
         result = super().load_state_dict(state_dict, strict=False, assign=assign)
-        if result.missing_keys or result.unexpected_keys:
+        missing = [key for key in result.missing_keys if key not in set(frozen_keys)]
+        if missing or result.unexpected_keys:
             raise RuntimeError(
-                f"checkpoint does not match the model: missing {result.missing_keys[:10]} "
-                f"({len(result.missing_keys)}), unexpected {result.unexpected_keys[:10]} "
+                f"checkpoint does not match the model: missing {missing[:10]} "
+                f"({len(missing)}), unexpected {result.unexpected_keys[:10]} "
                 f"({len(result.unexpected_keys)})"
             )
         return result

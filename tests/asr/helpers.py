@@ -37,6 +37,7 @@ def tiny_config(tiny_models, stage: str, llm: str = "bloom") -> dict:
 
 
 def build_args(tmp_path, config: dict, token_list_size: int):
+    tmp_path.mkdir(parents=True, exist_ok=True)
     (tmp_path / "tokens.txt").write_text("".join(f"tok{i}\n" for i in range(token_list_size)))
     (tmp_path / "langs.txt").write_text("\n".join(LANGUAGES) + "\n")
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
