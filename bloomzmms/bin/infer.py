@@ -1,0 +1,177 @@
+"""Decode a data directory with a trained BLOOMZMMS model, in batches.
+
+LLM models generate with Hugging Face ``generate`` (beam search, ``--max_new_tokens``) after
+the instruction: the model's default, one given here (``--instruction_prefix/_postfix``, with
+``\\n`` and ``\\t`` read as newline and tab), or one per utterance from Kaldi-style files
+(``--instruction_prefix_file``/``--instruction_postfix_file``, e.g. a data dir's
+``decoder_prefix``/``decoder_postfix``). CTC models decode greedily. A language-ID head also
+writes its prediction per utterance.
+
+Usage:
+    python -m bloomzmms.bin.infer --model_file exp/asr_x/valid.acc.ave.pth \\
+        --data_dir dump/raw/test --output_dir exp/asr_x/decode/test [--batch_size 16] \\
+        [--num_beams 5] [--max_new_tokens 192] \\
+        [--instruction_prefix "Translate the following text from English to German\\n" \\
+         --instruction_postfix "\\n"] [--key_file split/keys.1] [--device cuda]
+
+Writes ``text`` (utterance id, response), ``token_int``, ``utt2lang_hyp`` (with a LID head)
+and ``decode_info.yaml`` (model, data and instruction used) in ``--output_dir``.
+"""
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import torch
+import yaml
+from espnet2.train.collate_fn import CommonCollateFn
+from tqdm import tqdm
+
+from bloomzmms.asr.llm_decoder import pad_token_lists
+from bloomzmms.tasks.asr import BloomzmmsASRTask
+
+
+def unescape(text: Optional[str]) -> Optional[str]:
+    return None if text is None else text.replace("\\n", "\n").replace("\\t", "\t")
+
+
+def audio_type(wav_scp: Path) -> str:
+    """``kaldi_ark`` for dumped ``flac.ark``/``wav.ark`` entries, else ``sound``."""
+    with wav_scp.open(encoding="utf-8") as f:
+        first = f.readline().split(maxsplit=1)
+    if len(first) < 2:
+        raise ValueError(f"{wav_scp}: empty or malformed first line")
+    value = first[1].strip()
+    return "kaldi_ark" if ".ark:" in value and not value.endswith("|") else "sound"
+
+
+def get_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model_file", required=True, help="Trained weights (.pth)")
+    parser.add_argument("--config", default=None, help="Its config.yaml (default: beside --model_file)")
+    parser.add_argument("--data_dir", required=True, help="Data dir with wav.scp")
+    parser.add_argument("--output_dir", required=True)
+    parser.add_argument("--key_file", default=None, help="Decode only these utterances (one id per line)")
+    parser.add_argument("--batch_size", type=int, default=16)
+    parser.add_argument("--num_beams", type=int, default=5)
+    parser.add_argument("--max_new_tokens", type=int, default=192)
+    parser.add_argument("--decoding", choices=["auto", "llm", "ctc"], default="auto",
+                        help="auto: the LLM when the model has one, else CTC")
+    parser.add_argument("--instruction_prefix", default=None)
+    parser.add_argument("--instruction_postfix", default=None)
+    parser.add_argument("--instruction_prefix_file", default=None)
+    parser.add_argument("--instruction_postfix_file", default=None)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--num_workers", type=int, default=1)
+    return parser
+
+
+def instruction_ids(decoder, text: Optional[str], batch_ids: Optional[torch.Tensor], lengths, batch_size: int):
+    """Per-utterance ids from the data, else the command line's instruction, else the default."""
+    if batch_ids is not None:
+        return batch_ids, lengths
+    if text is None:
+        return None, None
+    ids = decoder.encode_text(text).tolist()
+    padded, padded_lengths = pad_token_lists([ids] * batch_size)
+    return padded, padded_lengths
+
+
+def decode(args: argparse.Namespace) -> Dict[str, str]:
+    device = torch.device(args.device)
+    model, train_args = BloomzmmsASRTask.build_model_from_file(args.config, args.model_file, args.device)
+    model.eval()
+    decoding = args.decoding
+    if decoding == "auto":
+        decoding = "llm" if model.decoder is not None else "ctc"
+    if decoding == "llm" and model.decoder is None:
+        raise ValueError(f"{args.model_file} has no LLM decoder: use --decoding ctc")
+    if decoding == "ctc" and model.ctc is None:
+        raise ValueError(f"{args.model_file} has no CTC head: use --decoding llm")
+
+    data_dir = Path(args.data_dir)
+    inputs = [(str(data_dir / "wav.scp"), "speech", audio_type(data_dir / "wav.scp"))]
+    if decoding == "llm":
+        for path, name in ((args.instruction_prefix_file, "decoder_prefix"), (args.instruction_postfix_file, "decoder_postfix")):
+            if path is not None:
+                inputs.append((path, name, "text"))
+    train_args.train_text_type = "text"
+    loader = BloomzmmsASRTask.build_streaming_iterator(
+        data_path_and_name_and_type=inputs,
+        preprocess_fn=BloomzmmsASRTask.build_preprocess_fn(train_args, train=False),
+        collate_fn=CommonCollateFn(float_pad_value=0.0, int_pad_value=-1),
+        key_file=args.key_file,
+        batch_size=args.batch_size,
+        dtype="float32",
+        num_workers=args.num_workers,
+        allow_variable_data_keys=True,
+        inference=True,
+    )
+    tokenizer = model.decoder.tokenizer if decoding == "llm" else model.ctc.tokenizer
+    language_list = getattr(train_args, "language_list", []) or []
+    responses: Dict[str, List[int]] = {}
+    languages: Dict[str, str] = {}
+    with torch.no_grad():
+        for keys, batch in tqdm(loader, desc="decoding", unit="batch"):
+            batch = {name: value.to(device) for name, value in batch.items()}
+            embeddings, embedding_lengths, intermediate, encoder_lengths = model.encode(batch["speech"], batch["speech_lengths"])
+            if decoding == "llm":
+                prefix, prefix_lengths = instruction_ids(
+                    model.decoder, unescape(args.instruction_prefix),
+                    batch.get("decoder_prefix"), batch.get("decoder_prefix_lengths"), len(keys))
+                postfix, postfix_lengths = instruction_ids(
+                    model.decoder, unescape(args.instruction_postfix),
+                    batch.get("decoder_postfix"), batch.get("decoder_postfix_lengths"), len(keys))
+                hypotheses = model.decoder.generate(
+                    embeddings, embedding_lengths, prefix, prefix_lengths, postfix, postfix_lengths,
+                    num_beams=args.num_beams, max_new_tokens=args.max_new_tokens,
+                )
+            else:
+                hypotheses = model.ctc.greedy_decode(embeddings, embedding_lengths)
+            responses.update(zip(keys, hypotheses))
+            for _, lid_hidden in intermediate[:1]:
+                predicted = model.encoder.lid_ctc.predict(lid_hidden, encoder_lengths)
+                languages.update((key, language_list[int(index)]) for key, index in zip(keys, predicted))
+
+    texts = {key: " ".join(tokenizer.decode(ids, skip_special_tokens=True).split()) for key, ids in responses.items()}
+    write_outputs(args, decoding, texts, responses, languages)
+    return texts
+
+
+def write_outputs(args, decoding: str, texts, responses, languages) -> None:
+    output_dir = Path(args.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+
+    def write(name: str, lines: Dict[str, str]) -> None:
+        temporary = output_dir / f".{name}.tmp"
+        temporary.write_text("".join(f"{key} {lines[key]}\n" for key in sorted(lines, key=lambda k: k.encode())), encoding="utf-8")
+        temporary.replace(output_dir / name)
+
+    write("token_int", {key: " ".join(map(str, ids)) for key, ids in responses.items()})
+    if languages:
+        write("utt2lang_hyp", languages)
+    info = {
+        "model_file": args.model_file,
+        "data_dir": args.data_dir,
+        "decoding": decoding,
+        "instruction_prefix": unescape(args.instruction_prefix),
+        "instruction_postfix": unescape(args.instruction_postfix),
+        "instruction_prefix_file": args.instruction_prefix_file,
+        "instruction_postfix_file": args.instruction_postfix_file,
+        "num_beams": args.num_beams if decoding == "llm" else None,
+        "max_new_tokens": args.max_new_tokens if decoding == "llm" else None,
+        "num_utterances": len(texts),
+    }
+    (output_dir / "decode_info.yaml").write_text(yaml.safe_dump(info, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    write("text", texts)  # last: its presence marks a finished decode
+    logging.info(f"wrote {len(texts)} hypotheses to {output_dir / 'text'}")
+
+
+def main(cmd=None):
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    decode(get_parser().parse_args(cmd))
+
+
+if __name__ == "__main__":
+    main()
