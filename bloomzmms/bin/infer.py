@@ -8,8 +8,9 @@ the instruction: the model's default, one given here (``--instruction_prefix/_po
 writes its prediction per utterance.
 
 Usage:
-    python -m bloomzmms.bin.infer --model_file exp/asr_x/valid.acc.ave.pth \\
-        --data_dir dump/raw/test --output_dir exp/asr_x/decode/test [--batch_size 16] \\
+    python -m bloomzmms.bin.infer --asr_model_file exp/asr_x/valid.acc.ave.pth \\
+        --data_dir dump/raw/test --output_dir exp/asr_x/decode/test [--config conf/decode.yaml] \\
+        [--batch_size 16] \\
         [--num_beams 5] [--max_new_tokens 192] \\
         [--instruction_prefix "Translate the following text from English to German\\n" \\
          --instruction_postfix "\\n"] [--key_file split/keys.1] [--device cuda]
@@ -48,8 +49,9 @@ def audio_type(wav_scp: Path) -> str:
 
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model_file", required=True, help="Trained weights (.pth)")
-    parser.add_argument("--config", default=None, help="Its config.yaml (default: beside --model_file)")
+    parser.add_argument("--asr_model_file", required=True, help="Trained weights (.pth)")
+    parser.add_argument("--asr_train_config", default=None, help="Its config.yaml (default: beside the weights)")
+    parser.add_argument("--config", default=None, help="YAML file of decoding options (keys: the options below)")
     parser.add_argument("--data_dir", required=True, help="Data dir with wav.scp")
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--key_file", default=None, help="Decode only these utterances (one id per line)")
@@ -80,15 +82,15 @@ def instruction_ids(decoder, text: Optional[str], batch_ids: Optional[torch.Tens
 
 def decode(args: argparse.Namespace) -> Dict[str, str]:
     device = torch.device(args.device)
-    model, train_args = BloomzmmsASRTask.build_model_from_file(args.config, args.model_file, args.device)
+    model, train_args = BloomzmmsASRTask.build_model_from_file(args.asr_train_config, args.asr_model_file, args.device)
     model.eval()
     decoding = args.decoding
     if decoding == "auto":
         decoding = "llm" if model.decoder is not None else "ctc"
     if decoding == "llm" and model.decoder is None:
-        raise ValueError(f"{args.model_file} has no LLM decoder: use --decoding ctc")
+        raise ValueError(f"{args.asr_model_file} has no LLM decoder: use --decoding ctc")
     if decoding == "ctc" and model.ctc is None:
-        raise ValueError(f"{args.model_file} has no CTC head: use --decoding llm")
+        raise ValueError(f"{args.asr_model_file} has no CTC head: use --decoding llm")
 
     data_dir = Path(args.data_dir)
     inputs = [(str(data_dir / "wav.scp"), "speech", audio_type(data_dir / "wav.scp"))]
@@ -152,7 +154,7 @@ def write_outputs(args, decoding: str, texts, responses, languages) -> None:
     if languages:
         write("utt2lang_hyp", languages)
     info = {
-        "model_file": args.model_file,
+        "model_file": args.asr_model_file,
         "data_dir": args.data_dir,
         "decoding": decoding,
         "instruction_prefix": unescape(args.instruction_prefix),
@@ -168,9 +170,24 @@ def write_outputs(args, decoding: str, texts, responses, languages) -> None:
     logging.info(f"wrote {len(texts)} hypotheses to {output_dir / 'text'}")
 
 
+def parse_args(cmd=None) -> argparse.Namespace:
+    """Command-line options override those of the ``--config`` file, which override defaults."""
+    parser = get_parser()
+    args = parser.parse_args(cmd)
+    if args.config is not None:
+        with open(args.config, encoding="utf-8") as f:
+            decode_options = yaml.safe_load(f) or {}
+        unknown = sorted(set(decode_options) - set(vars(args)))
+        if unknown:
+            raise ValueError(f"{args.config}: unknown decoding options {unknown}")
+        parser.set_defaults(**decode_options)
+        args = parser.parse_args(cmd)
+    return args
+
+
 def main(cmd=None):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    decode(get_parser().parse_args(cmd))
+    decode(parse_args(cmd))
 
 
 if __name__ == "__main__":
