@@ -30,6 +30,7 @@ from espnet2.train.collate_fn import CommonCollateFn
 from tqdm import tqdm
 
 from bloomzmms.asr.llm_decoder import pad_token_lists
+from bloomzmms.datadir import read_kv
 from bloomzmms.tasks.asr import BloomzmmsASRTask
 
 
@@ -69,15 +70,21 @@ def get_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def instruction_ids(decoder, text: Optional[str], batch_ids: Optional[torch.Tensor], lengths, batch_size: int):
-    """Per-utterance ids from the data, else the command line's instruction, else the default."""
-    if batch_ids is not None:
-        return batch_ids, lengths
+def per_utterance_instructions(path: str, data_dir: Path) -> Dict[str, str]:
+    instructions = {key: unescape(value) for key, value in read_kv(path).items()}
+    missing = sorted(set(read_kv(str(data_dir / "utt2spk"))) - set(instructions))
+    if missing:
+        raise ValueError(f"{path}: no instruction for {len(missing)} utterances of {data_dir}, e.g. {missing[:3]}")
+    return instructions
+
+
+def instruction_ids(decoder, keys: List[str], per_utterance: Optional[Dict[str, str]], text: Optional[str], device):
+    """Per-utterance instruction ids, else the command line's instruction, else None (default)."""
+    if per_utterance is not None:
+        return pad_token_lists([decoder.encode_text(per_utterance[key]).tolist() for key in keys], device)
     if text is None:
         return None, None
-    ids = decoder.encode_text(text).tolist()
-    padded, padded_lengths = pad_token_lists([ids] * batch_size)
-    return padded, padded_lengths
+    return pad_token_lists([decoder.encode_text(text).tolist()] * len(keys), device)
 
 
 def decode(args: argparse.Namespace) -> Dict[str, str]:
@@ -93,14 +100,14 @@ def decode(args: argparse.Namespace) -> Dict[str, str]:
         raise ValueError(f"{args.asr_model_file} has no CTC head: use --decoding llm")
 
     data_dir = Path(args.data_dir)
-    inputs = [(str(data_dir / "wav.scp"), "speech", audio_type(data_dir / "wav.scp"))]
-    if decoding == "llm":
-        for path, name in ((args.instruction_prefix_file, "decoder_prefix"), (args.instruction_postfix_file, "decoder_postfix")):
-            if path is not None:
-                inputs.append((path, name, "text"))
+    instructions = {
+        name: per_utterance_instructions(path, data_dir)
+        for name, path in (("prefix", args.instruction_prefix_file), ("postfix", args.instruction_postfix_file))
+        if decoding == "llm" and path is not None
+    }
     train_args.train_text_type = "text"
     loader = BloomzmmsASRTask.build_streaming_iterator(
-        data_path_and_name_and_type=inputs,
+        data_path_and_name_and_type=[(str(data_dir / "wav.scp"), "speech", audio_type(data_dir / "wav.scp"))],
         preprocess_fn=BloomzmmsASRTask.build_preprocess_fn(train_args, train=False),
         collate_fn=CommonCollateFn(float_pad_value=0.0, int_pad_value=-1),
         key_file=args.key_file,
@@ -120,11 +127,9 @@ def decode(args: argparse.Namespace) -> Dict[str, str]:
             embeddings, embedding_lengths, intermediate, encoder_lengths = model.encode(batch["speech"], batch["speech_lengths"])
             if decoding == "llm":
                 prefix, prefix_lengths = instruction_ids(
-                    model.decoder, unescape(args.instruction_prefix),
-                    batch.get("decoder_prefix"), batch.get("decoder_prefix_lengths"), len(keys))
+                    model.decoder, keys, instructions.get("prefix"), unescape(args.instruction_prefix), device)
                 postfix, postfix_lengths = instruction_ids(
-                    model.decoder, unescape(args.instruction_postfix),
-                    batch.get("decoder_postfix"), batch.get("decoder_postfix_lengths"), len(keys))
+                    model.decoder, keys, instructions.get("postfix"), unescape(args.instruction_postfix), device)
                 hypotheses = model.decoder.generate(
                     embeddings, embedding_lengths, prefix, prefix_lengths, postfix, postfix_lengths,
                     num_beams=args.num_beams, max_new_tokens=args.max_new_tokens,
@@ -137,11 +142,25 @@ def decode(args: argparse.Namespace) -> Dict[str, str]:
                 languages.update((key, language_list[int(index)]) for key, index in zip(keys, predicted))
 
     texts = {key: " ".join(tokenizer.decode(ids, skip_special_tokens=True).split()) for key, ids in responses.items()}
-    write_outputs(args, decoding, texts, responses, languages)
+    write_outputs(args, decoding, describe_instruction(args, decoding, model), texts, responses, languages)
     return texts
 
 
-def write_outputs(args, decoding: str, texts, responses, languages) -> None:
+def describe_instruction(args, decoding: str, model) -> str:
+    """One line naming the instruction the responses answer (for result tables)."""
+    if decoding == "ctc":
+        return "none (CTC greedy decoding)"
+    if args.instruction_prefix_file or args.instruction_postfix_file:
+        return f"per utterance: {args.instruction_prefix_file} ... {args.instruction_postfix_file}"
+    decoder = model.decoder
+    prefix = unescape(args.instruction_prefix)
+    postfix = unescape(args.instruction_postfix)
+    prefix = decoder.tokenizer.decode(decoder.default_prefix_ids.tolist()) if prefix is None else prefix
+    postfix = decoder.tokenizer.decode(decoder.default_postfix_ids.tolist()) if postfix is None else postfix
+    return f"{prefix!r} <speech> {postfix!r}"
+
+
+def write_outputs(args, decoding: str, instruction: str, texts, responses, languages) -> None:
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
 
@@ -157,6 +176,7 @@ def write_outputs(args, decoding: str, texts, responses, languages) -> None:
         "model_file": args.asr_model_file,
         "data_dir": args.data_dir,
         "decoding": decoding,
+        "instruction": instruction,
         "instruction_prefix": unescape(args.instruction_prefix),
         "instruction_postfix": unescape(args.instruction_postfix),
         "instruction_prefix_file": args.instruction_prefix_file,
