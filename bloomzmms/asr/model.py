@@ -33,6 +33,7 @@ class BloomzmmsModel(AbsESPnetModel):
         ctc_weight: float = 1.0,
         llm_weight: float = 0.0,
         lid_weight: float = 0.0,
+        extract_feats_in_collect_stats: bool = False,
     ):
         super().__init__()
         if ctc_weight > 0 and ctc is None:
@@ -53,6 +54,8 @@ class BloomzmmsModel(AbsESPnetModel):
         self.ctc_weight = ctc_weight
         self.llm_weight = llm_weight
         self.lid_weight = lid_weight
+        # Features come from the frozen frontend inside the model: statistics need only lengths.
+        self.extract_feats_in_collect_stats = extract_feats_in_collect_stats
         # A frozen pretrained speech encoder is re-read from its source at build, like the LLM.
         self.frozen_prefixes = ("frontend.encoder.",) if getattr(frontend, "freeze", False) else ()
         self._register_state_dict_hook(BloomzmmsModel._drop_frozen_pretrained)

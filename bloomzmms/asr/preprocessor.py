@@ -7,6 +7,7 @@ from espnet2.text.cleaner import TextCleaner
 from espnet2.train.preprocessor import AbsPreprocessor
 
 from bloomzmms.asr.llm import load_tokenizer
+from bloomzmms.instructions import unescape_instruction
 
 TOKEN_KEYS = ("text", "decoder_prefix", "decoder_postfix")
 
@@ -51,6 +52,8 @@ class BloomzmmsPreprocessor(AbsPreprocessor):
         else:
             if key == "text" and self.text_cleaner is not None:
                 value = self.text_cleaner(value)
+            elif key != "text":
+                value = unescape_instruction(value)
             ids = np.array(self.tokenizer(value, add_special_tokens=False)["input_ids"], dtype=np.int64)
         if self.vocab_size is not None and ids.size and ids.max() >= self.vocab_size:
             raise ValueError(f"utterance {uid}: {key} has token id {ids.max()} >= token list size {self.vocab_size}")

@@ -1,9 +1,9 @@
 """Decode a data directory with a trained BLOOMZMMS model, in batches.
 
 LLM models generate with Hugging Face ``generate`` (beam search, ``--max_new_tokens``) after
-the instruction: the model's default, one given here (``--instruction_prefix/_postfix``, with
-``\\n`` and ``\\t`` read as newline and tab), or one per utterance from Kaldi-style files
-(``--instruction_prefix_file``/``--instruction_postfix_file``, e.g. a data dir's
+the instruction: the model's default, one given here (``--instruction_prefix/_postfix``, read
+with the escapes of ``bloomzmms.instructions``: ``\\n`` newline, ``\\t`` tab, ``\\s`` space), or
+one per utterance from Kaldi-style files (``--instruction_prefix_file``/``--instruction_postfix_file``, e.g. a data dir's
 ``decoder_prefix``/``decoder_postfix``). CTC models decode greedily. A language-ID head also
 writes its prediction per utterance.
 
@@ -31,11 +31,8 @@ from tqdm import tqdm
 
 from bloomzmms.asr.llm_decoder import pad_token_lists
 from bloomzmms.datadir import read_kv
+from bloomzmms.instructions import unescape_instruction
 from bloomzmms.tasks.asr import BloomzmmsASRTask
-
-
-def unescape(text: Optional[str]) -> Optional[str]:
-    return None if text is None else text.replace("\\n", "\n").replace("\\t", "\t")
 
 
 def audio_type(wav_scp: Path) -> str:
@@ -71,7 +68,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def per_utterance_instructions(path: str, data_dir: Path) -> Dict[str, str]:
-    instructions = {key: unescape(value) for key, value in read_kv(path).items()}
+    instructions = {key: unescape_instruction(value) for key, value in read_kv(path).items()}
     missing = sorted(set(read_kv(str(data_dir / "utt2spk"))) - set(instructions))
     if missing:
         raise ValueError(f"{path}: no instruction for {len(missing)} utterances of {data_dir}, e.g. {missing[:3]}")
@@ -127,9 +124,9 @@ def decode(args: argparse.Namespace) -> Dict[str, str]:
             embeddings, embedding_lengths, intermediate, encoder_lengths = model.encode(batch["speech"], batch["speech_lengths"])
             if decoding == "llm":
                 prefix, prefix_lengths = instruction_ids(
-                    model.decoder, keys, instructions.get("prefix"), unescape(args.instruction_prefix), device)
+                    model.decoder, keys, instructions.get("prefix"), unescape_instruction(args.instruction_prefix), device)
                 postfix, postfix_lengths = instruction_ids(
-                    model.decoder, keys, instructions.get("postfix"), unescape(args.instruction_postfix), device)
+                    model.decoder, keys, instructions.get("postfix"), unescape_instruction(args.instruction_postfix), device)
                 hypotheses = model.decoder.generate(
                     embeddings, embedding_lengths, prefix, prefix_lengths, postfix, postfix_lengths,
                     num_beams=args.num_beams, max_new_tokens=args.max_new_tokens,
@@ -153,8 +150,8 @@ def describe_instruction(args, decoding: str, model) -> str:
     if args.instruction_prefix_file or args.instruction_postfix_file:
         return f"per utterance: {args.instruction_prefix_file} ... {args.instruction_postfix_file}"
     decoder = model.decoder
-    prefix = unescape(args.instruction_prefix)
-    postfix = unescape(args.instruction_postfix)
+    prefix = unescape_instruction(args.instruction_prefix)
+    postfix = unescape_instruction(args.instruction_postfix)
     prefix = decoder.tokenizer.decode(decoder.default_prefix_ids.tolist()) if prefix is None else prefix
     postfix = decoder.tokenizer.decode(decoder.default_postfix_ids.tolist()) if postfix is None else postfix
     return f"{prefix!r} <speech> {postfix!r}"
@@ -177,8 +174,8 @@ def write_outputs(args, decoding: str, instruction: str, texts, responses, langu
         "data_dir": args.data_dir,
         "decoding": decoding,
         "instruction": instruction,
-        "instruction_prefix": unescape(args.instruction_prefix),
-        "instruction_postfix": unescape(args.instruction_postfix),
+        "instruction_prefix": unescape_instruction(args.instruction_prefix),
+        "instruction_postfix": unescape_instruction(args.instruction_postfix),
         "instruction_prefix_file": args.instruction_prefix_file,
         "instruction_postfix_file": args.instruction_postfix_file,
         "num_beams": args.num_beams if decoding == "llm" else None,

@@ -1,0 +1,76 @@
+"""End-to-end: ./run.sh --smoke true runs every stage of the method and writes every output.
+
+Slow (several minutes): deselected by default, run by .ci/run with ``pytest -m slow``.
+"""
+
+import json
+import math
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+OUTPUT_DIRS = ("data", "dump", "exp", "downloads")
+
+
+def copy_recipe(destination: Path) -> Path:
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    for name in tracked:
+        target = destination / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, target)
+    return destination
+
+
+def run_recipe(recipe: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["./run.sh", "--smoke", "true", *args], cwd=recipe, capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def smoke_recipe(tmp_path_factory):
+    recipe = copy_recipe(tmp_path_factory.mktemp("recipe"))
+    result = run_recipe(recipe)
+    (recipe / "run.log").write_text(result.stdout + result.stderr)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    return recipe
+
+
+@pytest.mark.slow
+def test_every_stage_wrote_its_outputs(smoke_recipe):
+    recipe = smoke_recipe
+    for dset in ("train_t", "dev_fleurs", "test_fleurs", "test_fleurs_en_us-de_de"):
+        assert (recipe / "data" / dset / "wav.scp").is_file(), dset
+    assert (recipe / "data" / "train_t_sp" / "wav.scp").is_file()  # stage 2
+    assert (recipe / "dump/raw/train_t_sp/audio_format").read_text().strip() == "flac.ark"  # stages 3-4
+    assert (recipe / "data/token_list/exp-standin-llm/tokens.txt").is_file()  # stage 5
+    assert (recipe / "data/token_list/exp-standin-llm/languages.txt").read_text().split()  # stage 6
+    assert (recipe / "exp/llm_embeddings/exp-standin-llm/token_embeddings.pth").is_file()  # stage 7
+    for name in ("train_mi_sp", "train_tmi_sp"):  # stages 8-9
+        assert (recipe / "dump/raw" / name / "decoder_prefix").is_file(), name
+    experiments = sorted(p for p in (recipe / "exp").glob("asr_*") if not p.name.startswith("asr_stats"))
+    assert len(experiments) == 2, experiments  # stage 11, both phases
+    for exp in experiments:
+        assert (exp / ".done").is_file() and (exp / "config.yaml").is_file()
+        decodes = list(exp.glob("decode_*/test_fleurs/text"))  # stage 12
+        assert decodes, exp
+    results = json.loads((recipe / "exp/results.json").read_text())  # stage 13
+    assert results
+    for record in results:
+        for metric in ("cer", "wer", "bleu", "chrf"):
+            value = record.get(metric)
+            if value is not None:
+                assert math.isfinite(value), record
+    tasks = {record["task"] for record in results}
+    assert tasks == {"asr", "st"}
+    assert "| " in (recipe / "RESULTS.md").read_text()
+
+
+@pytest.mark.slow
+def test_rerunning_a_finished_recipe_changes_nothing(smoke_recipe):
+    before = {p: p.stat().st_mtime_ns for p in (smoke_recipe / "exp").rglob("*.pth")}
+    result = run_recipe(smoke_recipe)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    after = {p: p.stat().st_mtime_ns for p in (smoke_recipe / "exp").rglob("*.pth")}
+    assert before == after
