@@ -17,6 +17,7 @@ from espnet2.tasks.abs_task import optim_classes
 from espnet2.tasks.asr import ASRTask
 from espnet2.utils.nested_dict_action import NestedDictAction
 from espnet2.utils.types import str_or_none
+from transformers import AutoConfig
 
 from bloomzmms.asr.adaptor import ConvLengthAdaptor
 from bloomzmms.asr.frontend import HFSpeechEncoderFrontend
@@ -36,6 +37,15 @@ REGISTRATIONS = (
 )
 for choices, name, component in REGISTRATIONS:
     choices.classes[name] = component
+
+
+def llm_hidden_size(args: argparse.Namespace, model_conf: dict) -> int:
+    """Hidden size of the LLM the model is built around (its decoder, or its CTC head's source)."""
+    if model_conf.get("llm_weight", 0.0) > 0 or args.decoder is not None:
+        name = args.decoder_conf.get("model_name_or_path", "bigscience/bloomz-7b1")
+    else:
+        name = args.llm_ctc_conf.get("llm_name_or_path", "bigscience/bloomz-7b1")
+    return AutoConfig.from_pretrained(name).hidden_size
 
 
 def read_list(value) -> list:
@@ -120,7 +130,9 @@ class BloomzmmsASRTask(ASRTask):
         input_size = frontend.output_size()
         specaug = build(espnet_asr.specaug_choices, args.specaug, args.specaug_conf)
         normalize = build(espnet_asr.normalize_choices, args.normalize, args.normalize_conf)
-        preencoder = build(espnet_asr.preencoder_choices, getattr(args, "preencoder", None), args.preencoder_conf)
+        # Sizes fixed by the pretrained models need not be repeated in configs.
+        preencoder_conf = {"input_size": input_size, **args.preencoder_conf}
+        preencoder = build(espnet_asr.preencoder_choices, getattr(args, "preencoder", None), preencoder_conf)
         if preencoder is not None:
             input_size = preencoder.output_size()
         encoder_extra = {"input_size": input_size}
@@ -129,11 +141,13 @@ class BloomzmmsASRTask(ASRTask):
         encoder = build(espnet_asr.encoder_choices, args.encoder, args.encoder_conf, **encoder_extra)
         if args.postencoder is None:
             raise ValueError("--postencoder (the adaptor to the LLM width, e.g. conv_adaptor) is required")
-        adaptor = build(
-            espnet_asr.postencoder_choices, args.postencoder, args.postencoder_conf,
-            input_size=encoder.output_size(),
-        )
         model_conf = dict(args.model_conf)
+        adaptor_conf = dict(args.postencoder_conf)
+        if "output_size" not in adaptor_conf:
+            adaptor_conf["output_size"] = llm_hidden_size(args, model_conf)
+        adaptor = build(
+            espnet_asr.postencoder_choices, args.postencoder, adaptor_conf, input_size=encoder.output_size()
+        )
         ctc = None
         if model_conf.get("ctc_weight", 1.0) > 0:
             ctc = LLMTiedCTC(vocab_size, adaptor.output_size(), **args.llm_ctc_conf)
