@@ -117,29 +117,29 @@ audio_type() {  # how ESPnet reads a dumped wav.scp
     case "${audio_format}" in *ark) echo kaldi_ark ;; *) echo sound ;; esac
 }
 
-data_args() {  # --<mode>_data_path_and_name_and_type for a dumped data dir
-    local mode=$1 dir=$2 tag
+data_args() {  # --<mode>_data_path_and_name_and_type for a dumped data dir [and its extra inputs]
+    local mode=$1 dir=$2 extra_tags=${3:-} tag
     echo "--${mode}_data_path_and_name_and_type ${dir}/wav.scp,speech,$(audio_type)"
     echo "--${mode}_data_path_and_name_and_type ${dir}/text,text,text"
-    for tag in utt2lang ${auxiliary_data_tags}; do
+    for tag in ${extra_tags}; do
         [ -f "${dir}/${tag}" ] && echo "--${mode}_data_path_and_name_and_type ${dir}/${tag},${tag},text"
     done
     return 0
 }
 
-common_train_args() {
+common_train_args() {  # [extra per-utterance inputs]: statistics need speech and text only
     echo "--config ${asr_config} --token_list ${token_list} --language_list ${language_list}"
     echo "--token_type ${token_type} --bpemodel ${llm} --cleaner ${cleaner} --allow_variable_data_keys true"
     echo "--train_text_type ${train_text_type}"
-    data_args train "${data_feats}/${train_dir_name}"
-    data_args valid "${data_feats}/${valid_set}"
+    data_args train "${data_feats}/${train_dir_name}" "${1:-}"
+    data_args valid "${data_feats}/${valid_set}" "${1:-}"
 }
 
 # ==========================================================================================
 if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
     log "Stage 1: data preparation (local/data.sh ${local_data_opts})"
     # Writes data/${train_set}, data/${valid_set}, data/<test sets> as Kaldi data dirs.
-    local/data.sh ${local_data_opts}
+    eval local/data.sh "${local_data_opts}"  # eval: the options may quote lists
     for dset in "${t_train_set}" "${valid_set}" ${test_sets}; do
         ${python} utils/validate_data_dir.py "data/${dset}"
     done
@@ -255,7 +255,8 @@ if [ "${stage}" -le 11 ] && [ "${stop_stage}" -ge 11 ]; then
         # Re-running resumes from ${asr_exp}/checkpoint.pth (model, optimizer, scheduler, epoch).
         # shellcheck disable=SC2046,SC2086
         ${cuda_cmd} --gpu "${ngpu}" --num_nodes "${num_nodes}" "${asr_exp}/train.log" \
-            ${launcher} ${python} -m bloomzmms.bin.train $(common_train_args) ${init_args} ${dist_args} \
+            ${launcher} ${python} -m bloomzmms.bin.train $(common_train_args "utt2lang ${auxiliary_data_tags}") \
+            ${init_args} ${dist_args} \
             --train_shape_file "${asr_stats_dir}/train/speech_shape" \
             --valid_shape_file "${asr_stats_dir}/valid/speech_shape" \
             --resume true --output_dir "${asr_exp}" ${asr_args}
@@ -263,14 +264,14 @@ if [ "${stage}" -le 11 ] && [ "${stop_stage}" -ge 11 ]; then
     fi
 fi
 
-best_model() {  # the checkpoint ESPnet's trainer selected: averaged when keep_nbest_models > 1
+best_model() {  # the checkpoint ESPnet's trainer selected: the average of the n best when n > 1
     ${python} - "${asr_exp}/config.yaml" <<'EOF'
 import sys, yaml
 config = yaml.safe_load(open(sys.argv[1], encoding="utf-8"))
 phase, metric, _ = config["best_model_criterion"][0]
 keep = config["keep_nbest_models"]
 keep = max(keep) if isinstance(keep, list) else keep
-print(f"{phase}.{metric}.ave_{keep}best.pth" if keep > 1 else f"{phase}.{metric}.best.pth")
+print(f"{phase}.{metric}.ave.pth" if keep > 1 else f"{phase}.{metric}.best.pth")
 EOF
 }
 
@@ -338,13 +339,14 @@ if [ "${stage}" -le 13 ] && [ "${stop_stage}" -ge 13 ]; then
         if [ "${text_oracle}" = true ] && [ -f "${data}/text_source" ] && [ "${decoding}" = llm ]; then
             oracle="${dir}/text_oracle"
             log "  ${dset}: text oracle (gold source text through ${llm})"
+            # The same instructions and generation settings as the speech model's decoding.
             ${python} -m bloomzmms.bin.llm_generate --llm "${llm}" --input "${data}/text_source" \
                 --prefix_file "${data}/decoder_prefix" --postfix_file "${data}/decoder_postfix" \
-                --output "${oracle}/text"
+                --config "${inference_config}" --output "${oracle}/text"
             # shellcheck disable=SC2086
             ${python} -m bloomzmms.bin.score ${task_args} --ref "${data}/text" --hyp "${oracle}/text" \
                 --utt2lang "${data}/utt2lang" --model "text oracle: ${llm}" --data "${dset}" \
-                --output "${oracle}/scores.json"
+                --instruction "$(yaml_get "${dir}/decode_info.yaml" instruction)" --output "${oracle}/scores.json"
         fi
     done
     ${python} -m bloomzmms.bin.make_results --exp_dir "${expdir}" --output "${results_file}" \

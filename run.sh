@@ -32,7 +32,8 @@ if [ "${FLEURS}" = downloads/mini_fleurs ]; then
     llm_config=conf/mini/train_aed.yaml
     mini_languages="en_us de_de fr_fr es_419 it_it nl_nl pt_br pl_pl"
     translation_pairs="en_us:de_de de_de:en_us fr_fr:es_419 es_419:en_us"
-    extra_opts=(--nj 2 --inference_nj 2 --ngpu 0 --mi_templates conf/instructions/mi_templates_mini.yaml)
+    extra_opts=(--nj 2 --inference_nj 1 --ngpu 0 --mi_templates conf/instructions/mi_templates_mini.yaml
+                --inference_config conf/mini/decode_asr.yaml)
 else
     llm=bigscience/bloomz-7b1
     ctc_config=conf/tuning/train_asr_e_branchformer_mms1b-asr_bloomz7b_ctc.yaml
@@ -64,7 +65,8 @@ done
 
 data_opts="--fleurs ${FLEURS} --languages '${mini_languages}' --translation_pairs '${translation_pairs}'"
 data_opts+=" --llm ${llm} --smoke ${smoke}"
-[ "${smoke}" = true ] && extra_opts+=(--speed_perturb_factors "1.0")
+[ "${smoke}" = true ] && extra_opts+=(--speed_perturb_factors "1.0" --mi_max_new_tokens 16
+                                      --inference_config conf/mini/decode_smoke.yaml)
 test_sets="test_fleurs"
 for pair in ${translation_pairs}; do test_sets+=" test_fleurs_${pair/:/-}"; done
 

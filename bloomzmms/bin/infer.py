@@ -30,6 +30,7 @@ from espnet2.train.collate_fn import CommonCollateFn
 from tqdm import tqdm
 
 from bloomzmms.asr.llm_decoder import pad_token_lists
+from bloomzmms.cli import parse_args_with_config
 from bloomzmms.datadir import read_kv
 from bloomzmms.instructions import unescape_instruction
 from bloomzmms.tasks.asr import BloomzmmsASRTask
@@ -139,22 +140,27 @@ def decode(args: argparse.Namespace) -> Dict[str, str]:
                 languages.update((key, language_list[int(index)]) for key, index in zip(keys, predicted))
 
     texts = {key: " ".join(tokenizer.decode(ids, skip_special_tokens=True).split()) for key, ids in responses.items()}
-    write_outputs(args, decoding, describe_instruction(args, decoding, model), texts, responses, languages)
+    write_outputs(args, decoding, describe_instruction(args, decoding, model, instructions), texts, responses, languages)
     return texts
 
 
-def describe_instruction(args, decoding: str, model) -> str:
+def describe_instruction(args, decoding: str, model, instructions: Dict[str, Dict[str, str]]) -> str:
     """One line naming the instruction the responses answer (for result tables)."""
     if decoding == "ctc":
         return "none (CTC greedy decoding)"
-    if args.instruction_prefix_file or args.instruction_postfix_file:
-        return f"per utterance: {args.instruction_prefix_file} ... {args.instruction_postfix_file}"
     decoder = model.decoder
-    prefix = unescape_instruction(args.instruction_prefix)
-    postfix = unescape_instruction(args.instruction_postfix)
-    prefix = decoder.tokenizer.decode(decoder.default_prefix_ids.tolist()) if prefix is None else prefix
-    postfix = decoder.tokenizer.decode(decoder.default_postfix_ids.tolist()) if postfix is None else postfix
-    return f"{prefix!r} <speech> {postfix!r}"
+    parts = {}
+    for name, given, default_ids in (
+        ("prefix", args.instruction_prefix, decoder.default_prefix_ids),
+        ("postfix", args.instruction_postfix, decoder.default_postfix_ids),
+    ):
+        if name in instructions:
+            distinct = set(instructions[name].values())
+            parts[name] = repr(distinct.pop()) if len(distinct) == 1 else f"<{len(distinct)} per-utterance {name}es>"
+        else:
+            text = unescape_instruction(given) if given is not None else decoder.tokenizer.decode(default_ids.tolist())
+            parts[name] = repr(text)
+    return f"{parts['prefix']} <speech> {parts['postfix']}"
 
 
 def write_outputs(args, decoding: str, instruction: str, texts, responses, languages) -> None:
@@ -187,24 +193,9 @@ def write_outputs(args, decoding: str, instruction: str, texts, responses, langu
     logging.info(f"wrote {len(texts)} hypotheses to {output_dir / 'text'}")
 
 
-def parse_args(cmd=None) -> argparse.Namespace:
-    """Command-line options override those of the ``--config`` file, which override defaults."""
-    parser = get_parser()
-    args = parser.parse_args(cmd)
-    if args.config is not None:
-        with open(args.config, encoding="utf-8") as f:
-            decode_options = yaml.safe_load(f) or {}
-        unknown = sorted(set(decode_options) - set(vars(args)))
-        if unknown:
-            raise ValueError(f"{args.config}: unknown decoding options {unknown}")
-        parser.set_defaults(**decode_options)
-        args = parser.parse_args(cmd)
-    return args
-
-
 def main(cmd=None):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    decode(parse_args(cmd))
+    decode(parse_args_with_config(get_parser(), cmd))
 
 
 if __name__ == "__main__":

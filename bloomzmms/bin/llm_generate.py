@@ -42,6 +42,7 @@ import torch
 from tqdm import tqdm
 
 from bloomzmms.asr.llm import DTYPES, load_causal_lm, load_tokenizer
+from bloomzmms.cli import parse_args_with_config
 from bloomzmms.datadir import read_kv, write_kv
 from bloomzmms.instructions import unescape_instruction
 
@@ -280,6 +281,8 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--postfix_file", default=None, help="per-key postfixes (escaped), e.g. decoder_postfix")
     parser.add_argument("--instruction_prefix", default=None, help="one prefix for all keys (escaped)")
     parser.add_argument("--instruction_postfix", default=None, help="one postfix for all keys (escaped)")
+    parser.add_argument("--config", default=None,
+                        help="YAML of generation options (e.g. the speech model's decoding config); other keys are ignored")
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--num_beams", type=int, default=1, help="1: greedy")
     parser.add_argument("--max_new_tokens", type=int, default=128)
@@ -301,7 +304,7 @@ def load_llm(name: str, dtype: str = "float32", quantization: Optional[str] = No
 
 def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
-    args = get_parser().parse_args(argv)
+    args = parse_args_with_config(get_parser(), argv, strict=False)
     prompts = read_prompts(args.input, args.instruction_prefix, args.instruction_postfix,
                            args.prefix_file, args.postfix_file)
     llm, tokenizer = load_llm(args.llm, args.dtype, args.quantization, args.device)

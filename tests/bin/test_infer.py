@@ -83,12 +83,15 @@ def test_ctc_model_decodes_greedily_and_predicts_languages(tmp_path, tiny_models
 
 
 def test_decode_config_file_sets_defaults_and_rejects_unknown_keys(tmp_path):
-    from bloomzmms.bin.infer import parse_args
+    from bloomzmms.bin.infer import get_parser
+    from bloomzmms.cli import parse_args_with_config
 
     config = tmp_path / "decode.yaml"
     config.write_text("num_beams: 3\nmax_new_tokens: 9\n")
-    args = parse_args(["--asr_model_file", "m", "--data_dir", "d", "--output_dir", "o", "--config", str(config), "--num_beams", "2"])
+    required = ["--asr_model_file", "m", "--data_dir", "d", "--output_dir", "o", "--config", str(config)]
+    args = parse_args_with_config(get_parser(), required + ["--num_beams", "2"])
     assert (args.num_beams, args.max_new_tokens) == (2, 9)
     config.write_text("beam: 3\n")
     with pytest.raises(ValueError, match="beam"):
-        parse_args(["--asr_model_file", "m", "--data_dir", "d", "--output_dir", "o", "--config", str(config)])
+        parse_args_with_config(get_parser(), required)
+    assert parse_args_with_config(get_parser(), required, strict=False).num_beams == 5
