@@ -210,9 +210,10 @@ if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
 fi
 
 if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ]; then
-    log "Stage 9: T / MI / TMI training directories: ${data_feats}/train_{mi,tmi}${sp_suffix}"
+    log "Stage 9: T / MI / TMI training directories (targets as ${llm} token ids): ${data_feats}/train_{mi,tmi}${sp_suffix}"
     ${python} -m bloomzmms.bin.make_instruction_sets --t_dir "${data_feats}/${t_train_dir}" \
         --mi_targets "${data_feats}/mi_targets" --default_instruction "${default_instruction}" \
+        --token_ids_from "${llm}" \
         --mi_dir "${data_feats}/train_mi${sp_suffix}" --tmi_dir "${data_feats}/train_tmi${sp_suffix}"
 fi
 

@@ -98,7 +98,7 @@ if [[ " ${phases} " == *" llm "* ]] && [ "${stop_stage}" -ge 10 ]; then
     log "Phase llm: cross-entropy training through ${llm} with ${llm_config} on TMI, from ${ctc_exp}/${ctc_model}"
     ./asr.sh "${common[@]}" --stage "$(( stage > 10 ? stage : 10 ))" --stop_stage "${stop_stage}" \
         --asr_config "${llm_config}" --train_set train_tmi --asr_exp "${llm_exp}" \
-        --auxiliary_data_tags "decoder_prefix decoder_postfix" \
+        --auxiliary_data_tags "decoder_prefix decoder_postfix" --train_text_type text_int \
         --pretrained_model "${ctc_exp}/${ctc_model}:::ctc" "${smoke_args[@]}" "${passthrough[@]}"
 fi
 log "Done. Results: RESULTS.md"

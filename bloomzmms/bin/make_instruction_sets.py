@@ -26,10 +26,15 @@ Instruction values are stored escaped (``bloomzmms.instructions``). Each output 
 temporary sibling folder, validated and swapped in; an unchanged output is not touched, so
 re-running is a no-op.
 
+With ``--token_ids_from LLM`` the MI and TMI sets store ``text``/``decoder_prefix``/
+``decoder_postfix`` as that LLM's token ids, the format of the published targets (train with
+``--train_text_type text_int``); the readable values stay beside them as ``*_text`` files.
+
 Usage:
     python -m bloomzmms.bin.make_instruction_sets --t_dir dump/raw/train_t_sp \\
         --mi_targets dump/raw/mi_targets [--mi_dir dump/raw/train_mi_sp] \\
-        [--tmi_dir dump/raw/train_tmi_sp] [--default_instruction conf/instructions/default.yaml]
+        [--tmi_dir dump/raw/train_tmi_sp] [--default_instruction conf/instructions/default.yaml] \\
+        [--token_ids_from bigscience/bloomz-7b1]
 """
 
 import argparse
@@ -44,7 +49,8 @@ from typing import Dict, List, Optional, Sequence
 
 from bloomzmms.datadir import (DataDir, DataDirError, add_affixes, combine, load_data_dir, read_kv, rename,
                                save_data_dir, spk2utt, subset, validate_data_dir)
-from bloomzmms.instructions import escape_instruction, load_instruction
+from bloomzmms.asr.llm import load_tokenizer
+from bloomzmms.instructions import escape_instruction, load_instruction, unescape_instruction
 
 log = logging.getLogger(__name__)
 
@@ -156,9 +162,26 @@ def write_atomically(data: DataDir, directory: str) -> bool:
     return True
 
 
+def as_token_ids(data: DataDir, tokenizer_name_or_path: str) -> DataDir:
+    """The paper's storage format (as the published targets): text and instructions as LLM token
+    ids, each tokenized on its own, as the model embeds them; readable copies stay as ``*_text``."""
+    tokenizer = load_tokenizer(tokenizer_name_or_path)
+    files = dict(data.files)
+    for name in INSTRUCTION_FILES:
+        values = files[name]
+        files[f"{name}_text"] = values
+        plain = values if name == "text" else {utt: unescape_instruction(v) for utt, v in values.items()}
+        files[name] = {
+            utt: " ".join(str(i) for i in tokenizer(value, add_special_tokens=False)["input_ids"])
+            for utt, value in plain.items()
+        }
+    return DataDir(files, data.verbatim, data.name)
+
+
 def make_instruction_sets(t_dir: str, mi_targets: str, mi_dir: Optional[str] = None,
                           tmi_dir: Optional[str] = None,
-                          default_instruction: str = "conf/instructions/default.yaml") -> dict:
+                          default_instruction: str = "conf/instructions/default.yaml",
+                          token_ids_from: Optional[str] = None) -> dict:
     mi_dir = mi_dir or derived_name(t_dir, "mi")
     tmi_dir = tmi_dir or derived_name(t_dir, "tmi")
     if len({os.path.abspath(d) for d in (t_dir, mi_dir, tmi_dir)}) < 3:
@@ -166,6 +189,8 @@ def make_instruction_sets(t_dir: str, mi_targets: str, mi_dir: Optional[str] = N
     prefix, postfix = load_instruction(default_instruction)
     t_data = load_data_dir(t_dir)
     mi_data, tmi_data, report = build_sets(t_data, read_mi_copies(mi_targets), prefix, postfix)
+    if token_ids_from is not None:
+        mi_data, tmi_data = as_token_ids(mi_data, token_ids_from), as_token_ids(tmi_data, token_ids_from)
     for data, directory in ((mi_data, mi_dir), (tmi_data, tmi_dir)):
         changed = write_atomically(data, directory)
         log.info("%s: %d utterance(s)%s", directory, len(data.utt2spk), "" if changed else " (up to date)")
@@ -185,13 +210,17 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tmi_dir", default=None, help="default: the T dir's name with _t -> _tmi")
     parser.add_argument("--default_instruction", default="conf/instructions/default.yaml",
                         help="the T instruction written for the TMI copy -1")
+    parser.add_argument("--token_ids_from", default=None,
+                        help="store text/decoder_prefix/decoder_postfix as token ids of this LLM's tokenizer "
+                             "(train with --train_text_type text_int), keeping readable *_text copies")
     return parser
 
 
 def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
     args = get_parser().parse_args(argv)
-    make_instruction_sets(args.t_dir, args.mi_targets, args.mi_dir, args.tmi_dir, args.default_instruction)
+    make_instruction_sets(args.t_dir, args.mi_targets, args.mi_dir, args.tmi_dir, args.default_instruction,
+                          args.token_ids_from)
 
 
 if __name__ == "__main__":

@@ -99,3 +99,26 @@ def test_mismatched_targets_and_names(tmp_path, prepared):
         sets.derived_name(str(tmp_path / "train_all"), "mi")
     assert sets.derived_name("dump/raw/train_t_sp", "tmi") == os.path.join("dump/raw", "train_tmi_sp")
     assert sets.derived_name("data/train_t", "mi") == os.path.join("data", "train_mi")
+
+
+def test_token_id_storage_keeps_what_the_model_embeds(prepared, tiny_models):
+    from transformers import AutoTokenizer
+
+    from bloomzmms.asr.preprocessor import BloomzmmsPreprocessor
+
+    t_dir, targets, _ = prepared
+    sets.make_instruction_sets(str(t_dir), str(targets), default_instruction=DEFAULT,
+                               token_ids_from=tiny_models["bloom"])
+    tokenizer = AutoTokenizer.from_pretrained(tiny_models["bloom"])
+    tmi = load_data_dir(str(t_dir.parent / "train_tmi_sp"))
+    assert validate_data_dir(str(t_dir.parent / "train_tmi_sp")) == []
+    as_text = BloomzmmsPreprocessor(train=True, tokenizer_name_or_path=tiny_models["bloom"])
+    as_ids = BloomzmmsPreprocessor(train=True, tokenizer_name_or_path=tiny_models["bloom"], token_id_input=True)
+    for utt in tmi.utt2spk:
+        readable = {name: tmi.files[f"{name}_text"][utt] for name in ("text", "decoder_prefix", "decoder_postfix")}
+        ids = {name: tmi.files[name][utt] for name in readable}
+        from_text = as_text(utt, readable)
+        from_ids = as_ids(utt, ids)
+        for name in readable:
+            assert from_text[name].tolist() == from_ids[name].tolist(), (utt, name)
+        assert tokenizer.decode(from_ids["text"].tolist()) == readable["text"]
