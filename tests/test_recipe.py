@@ -5,8 +5,11 @@ Slow (several minutes): deselected by default, run by .ci/run with ``pytest -m s
 
 import json
 import math
+import os
 import shutil
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -74,3 +77,31 @@ def test_rerunning_a_finished_recipe_changes_nothing(smoke_recipe):
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     after = {p: p.stat().st_mtime_ns for p in (smoke_recipe / "exp").rglob("*.pth")}
     assert before == after
+
+
+def decoded_outputs(recipe: Path) -> dict:
+    return {
+        str(path.relative_to(recipe)): path.read_text()
+        for path in sorted((recipe / "exp").glob("asr_*/decode_*/*/text"))
+    }
+
+
+@pytest.mark.slow
+def test_a_run_killed_in_the_middle_of_a_stage_finishes_like_an_uninterrupted_one(smoke_recipe, tmp_path):
+    recipe = copy_recipe(tmp_path / "recipe")
+    log_path = recipe / "killed.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(["./run.sh", "--smoke", "true"], cwd=recipe, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    deadline = time.time() + 1800
+    while "Stage 11" not in log_path.read_text():  # kill during the first training
+        assert process.poll() is None and time.time() < deadline, log_path.read_text()[-3000:]
+        time.sleep(1)
+    time.sleep(8)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    result = run_recipe(recipe)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    assert decoded_outputs(recipe) == decoded_outputs(smoke_recipe)
+    for name in ("dump/raw/train_tmi_sp/text", "dump/raw/train_tmi_sp/decoder_prefix", "data/train_t_sp/wav.scp"):
+        assert (recipe / name).read_text() == (smoke_recipe / name).read_text(), name
