@@ -6,7 +6,7 @@ on machines without network access (the bundled mini recipe and the tests).
 """
 
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Iterable, Optional, Sequence
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import (
@@ -47,32 +47,25 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int, output_dir: str) -> P
     return wrapped
 
 
-def build_causal_lm(
+def causal_lm_config(
     architecture: str,
-    tokenizer_dir: str,
-    output_dir: str,
+    tokenizer,
     hidden_size: int = 64,
     num_layers: int = 2,
     num_heads: int = 4,
     vocab_padding: int = 8,
-    seed: int = 0,
 ):
-    """A randomly initialized ``bloom`` or ``llama`` causal LM over the tokenizer's vocabulary.
+    """Config of a ``bloom`` or ``llama`` causal LM over ``tokenizer``'s vocabulary.
 
     The embedding matrix gets ``vocab_padding`` extra rows, as BLOOM's has (250,880 rows for
     250,680 tokens), so the CTC head's slicing is exercised.
     """
-    import torch
-
-    torch.manual_seed(seed)
-    tokenizer = PreTrainedTokenizerFast.from_pretrained(tokenizer_dir)
     vocab_size = len(tokenizer) + vocab_padding
     ids = dict(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
     if architecture == "bloom":
-        config = BloomConfig(vocab_size=vocab_size, hidden_size=hidden_size, n_layer=num_layers, n_head=num_heads, **ids)
-        model = BloomForCausalLM(config)
-    elif architecture == "llama":
-        config = LlamaConfig(
+        return BloomConfig(vocab_size=vocab_size, hidden_size=hidden_size, n_layer=num_layers, n_head=num_heads, **ids)
+    if architecture == "llama":
+        return LlamaConfig(
             vocab_size=vocab_size,
             hidden_size=hidden_size,
             intermediate_size=hidden_size * 2,
@@ -83,12 +76,76 @@ def build_causal_lm(
             tie_word_embeddings=False,
             **ids,
         )
-        model = LlamaForCausalLM(config)
-    else:
-        raise ValueError(f"architecture must be 'bloom' or 'llama', got {architecture!r}")
+    raise ValueError(f"architecture must be 'bloom' or 'llama', got {architecture!r}")
+
+
+def build_causal_lm(
+    architecture: str,
+    tokenizer_dir: str,
+    output_dir: str,
+    hidden_size: int = 64,
+    num_layers: int = 2,
+    num_heads: int = 4,
+    vocab_padding: int = 8,
+    seed: int = 0,
+):
+    """A randomly initialized ``bloom`` or ``llama`` causal LM (see ``causal_lm_config``), saved
+    with its tokenizer to ``output_dir``."""
+    import torch
+
+    torch.manual_seed(seed)
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(tokenizer_dir)
+    config = causal_lm_config(architecture, tokenizer, hidden_size, num_layers, num_heads, vocab_padding)
+    model = (BloomForCausalLM if architecture == "bloom" else LlamaForCausalLM)(config)
     model.save_pretrained(output_dir)
     tokenizer.save_pretrained(output_dir)
     return model
+
+
+def speech_encoder_config(
+    hidden_size: int = 32,
+    num_layers: int = 2,
+    num_heads: int = 2,
+    conv_dim: Optional[Sequence[int]] = None,
+    conv_kernel: Sequence[int] = (10, 3, 3, 3, 3, 2, 2),
+    conv_stride: Sequence[int] = (5, 2, 2, 2, 2, 2, 2),
+    intermediate_size: Optional[int] = None,
+    num_conv_pos_embeddings: int = 16,
+    num_conv_pos_embedding_groups: int = 4,
+    vocab_size: int = 32,
+    mask_time_prob: float = 0.0,
+) -> Wav2Vec2Config:
+    """Config of a tiny wav2vec2 encoder laid out like MMS: layer-normalized conv feature encoder
+    (20 ms frames at 16 kHz with the default strides), pre-LN transformer, no dropout or layer
+    drop. ``vocab_size`` is the CTC head's (blank = pad id 0) when built as Wav2Vec2ForCTC."""
+    conv_dim = tuple(conv_dim or (32,) * len(conv_stride))
+    if not len(conv_dim) == len(conv_kernel) == len(conv_stride):
+        raise ValueError("conv_dim, conv_kernel and conv_stride must have one entry per conv layer")
+    return Wav2Vec2Config(
+        hidden_size=hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        intermediate_size=intermediate_size or hidden_size * 2,
+        conv_dim=conv_dim,
+        conv_kernel=tuple(conv_kernel),
+        conv_stride=tuple(conv_stride),
+        conv_bias=True,
+        feat_extract_norm="layer",
+        do_stable_layer_norm=True,
+        num_conv_pos_embeddings=num_conv_pos_embeddings,
+        num_conv_pos_embedding_groups=num_conv_pos_embedding_groups,
+        mask_time_prob=mask_time_prob,
+        layerdrop=0.0,
+        hidden_dropout=0.0,
+        attention_dropout=0.0,
+        activation_dropout=0.0,
+        feat_proj_dropout=0.0,
+        final_dropout=0.0,
+        vocab_size=vocab_size,
+        pad_token_id=0,
+        ctc_loss_reduction="mean",
+        ctc_zero_infinity=True,
+    )
 
 
 def build_speech_encoder(
@@ -103,22 +160,7 @@ def build_speech_encoder(
     import torch
 
     torch.manual_seed(seed)
-    conv_dim = conv_dim or (32,) * 7
-    config = Wav2Vec2Config(
-        hidden_size=hidden_size,
-        num_hidden_layers=num_layers,
-        num_attention_heads=num_heads,
-        intermediate_size=hidden_size * 2,
-        conv_dim=conv_dim,
-        conv_kernel=(10, 3, 3, 3, 3, 2, 2),
-        conv_stride=(5, 2, 2, 2, 2, 2, 2),
-        feat_extract_norm="layer",
-        do_stable_layer_norm=True,
-        num_conv_pos_embeddings=16,
-        num_conv_pos_embedding_groups=4,
-        mask_time_prob=0.0,
-        layerdrop=0.0,
-    )
+    config = speech_encoder_config(hidden_size, num_layers, num_heads, conv_dim)
     model = Wav2Vec2Model(config)
     Path(output_dir).mkdir(parents=True, exist_ok=True)
     model.save_pretrained(output_dir)
