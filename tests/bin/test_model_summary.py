@@ -84,14 +84,16 @@ def test_paper_config_parses_with_the_real_parser(tmp_path, stage):
     assert args.scheduler == "warmuplr" and args.batch_type == "length"
     assert (args.max_epoch, args.patience, args.unused_parameters, args.num_att_plot) == (70, 3, True, 0)
     if stage == "ctc":
-        assert args.model_conf == {"ctc_weight": 0.8, "lid_weight": 0.2, "llm_weight": 0.0}
+        assert args.model_conf == {"ctc_weight": 0.8, "lid_weight": 0.2, "llm_weight": 0.0,
+                                   "extract_feats_in_collect_stats": False}
         assert args.llm_ctc_conf == {"llm_name_or_path": "bigscience/bloomz-7b1", "blank_id": 3}
         assert args.decoder is None
         assert args.scheduler_conf == {"warmup_steps": 25000}
         assert (args.batch_bins, args.accum_grad, args.num_iters_per_epoch) == (7_000_000, 1, 23364)
         assert (args.best_model_criterion, args.keep_nbest_models) == ([["valid", "cer_ctc", "min"]], 1)
     else:
-        assert args.model_conf == {"ctc_weight": 0.0, "lid_weight": 0.0, "llm_weight": 1.0}
+        assert args.model_conf == {"ctc_weight": 0.0, "lid_weight": 0.0, "llm_weight": 1.0,
+                                   "extract_feats_in_collect_stats": False}
         assert args.decoder == "hf_causal_lm"
         assert args.decoder_conf == {
             "model_name_or_path": "bigscience/bloomz-7b1",
