@@ -162,12 +162,14 @@ if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
             "${t_train_dir}"|"${valid_set}") out="${data_feats}/org/${dset}" ;;
             *) out="${data_feats}/${dset}" ;;
         esac
-        if [ -f "${out}/.done" ] && [ "${out}/.done" -nt "data/${dset}/wav.scp" ]; then
+        # The marker holds the checksum of the data dir's files: re-dump only when they change.
+        checksum=$(cat "data/${dset}"/* 2>/dev/null | md5sum | cut -d' ' -f1)
+        if [ -f "${out}/.done" ] && [ "$(cat "${out}/.done")" = "${checksum}" ]; then
             log "  ${out}: already dumped"; continue
         fi
         ${python} -m bloomzmms.bin.dump_audio --data_dir "data/${dset}" --output_dir "${out}" \
             --audio_format "${audio_format}" --fs "${fs}" --nj "${nj}"
-        touch "${out}/.done"
+        echo "${checksum}" > "${out}/.done"
     done
 fi
 
@@ -203,10 +205,16 @@ fi
 
 if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
     log "Stage 8: multi-instruction targets by ${llm} (${mi_copies} per utterance, templates ${mi_templates})"
-    ${python} -m bloomzmms.bin.make_mi_targets --data_dir "${data_feats}/${t_train_dir}" \
-        --templates "${mi_templates}" --llm "${llm}" --output_dir "${data_feats}/mi_targets" \
-        --copies "${mi_copies}" --seed "${mi_seed}" --batch_size "${mi_batch_size}" \
-        --max_new_tokens "${mi_max_new_tokens}"
+    mi_done="${data_feats}/mi_targets/.done"
+    if [ -f "${mi_done}" ] && [ "${mi_done}" -nt "${data_feats}/${t_train_dir}/text" ] && [ "${mi_done}" -nt "${mi_templates}" ]; then
+        log "  already generated"
+    else
+        ${python} -m bloomzmms.bin.make_mi_targets --data_dir "${data_feats}/${t_train_dir}" \
+            --templates "${mi_templates}" --llm "${llm}" --output_dir "${data_feats}/mi_targets" \
+            --copies "${mi_copies}" --seed "${mi_seed}" --batch_size "${mi_batch_size}" \
+            --max_new_tokens "${mi_max_new_tokens}"
+        touch "${mi_done}"
+    fi
 fi
 
 if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ]; then
@@ -337,10 +345,11 @@ if [ "${stage}" -le 13 ] && [ "${stop_stage}" -ge 13 ]; then
             --utt2lang "${data}/utt2lang" --model "${asr_exp}/${inference_asr_model}" --data "${dset}" \
             --instruction "$(yaml_get "${dir}/decode_info.yaml" instruction)" \
             --output "${dir}/scores.json"
+        oracle="${dir}/text_oracle"
         if [ "${text_oracle}" = true ] && [ -f "${data}/text_source" ] && [ "${decoding}" = llm ]; then
-            oracle="${dir}/text_oracle"
             log "  ${dset}: text oracle (gold source text through ${llm})"
             # The same instructions and generation settings as the speech model's decoding.
+            [ -f "${oracle}/text" ] && [ "${oracle}/text" -nt "${data}/text_source" ] || \
             ${python} -m bloomzmms.bin.llm_generate --llm "${llm}" --input "${data}/text_source" \
                 --prefix_file "${data}/decoder_prefix" --postfix_file "${data}/decoder_postfix" \
                 --config "${inference_config}" --output "${oracle}/text"

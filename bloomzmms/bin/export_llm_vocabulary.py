@@ -21,6 +21,9 @@ from bloomzmms.asr.llm import load_input_embeddings, load_tokenizer
 
 
 def write_atomic_text(path: Path, text: str) -> None:
+    """Writes only when the content changes: an unchanged token list keeps its time stamp."""
+    if path.exists() and path.read_text(encoding="utf-8") == text:
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
     temporary.write_text(text, encoding="utf-8")
