@@ -349,10 +349,12 @@ if [ "${stage}" -le 13 ] && [ "${stop_stage}" -ge 13 ]; then
         if [ "${text_oracle}" = true ] && [ -f "${data}/text_source" ] && [ "${decoding}" = llm ]; then
             log "  ${dset}: text oracle (gold source text through ${llm})"
             # The same instructions and generation settings as the speech model's decoding.
-            [ -f "${oracle}/text" ] && [ "${oracle}/text" -nt "${data}/text_source" ] || \
-            ${python} -m bloomzmms.bin.llm_generate --llm "${llm}" --input "${data}/text_source" \
-                --prefix_file "${data}/decoder_prefix" --postfix_file "${data}/decoder_postfix" \
-                --config "${inference_config}" --output "${oracle}/text"
+            if ! { [ -f "${oracle}/text" ] && [ "${oracle}/text" -nt "${data}/text_source" ]; }; then
+                ${python} -m bloomzmms.bin.llm_generate --llm "${llm}" --input "${data}/text_source" \
+                    --prefix_file "${data}/decoder_prefix" --postfix_file "${data}/decoder_postfix" \
+                    --config "${inference_config}" --output "${oracle}/text"
+                touch "${oracle}/text"  # an unchanged output keeps its old time stamp otherwise
+            fi
             # shellcheck disable=SC2086
             ${python} -m bloomzmms.bin.score ${task_args} --ref "${data}/text" --hyp "${oracle}/text" \
                 --utt2lang "${data}/utt2lang" --model "text oracle: ${llm}" --data "${dset}" \

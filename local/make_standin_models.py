@@ -401,13 +401,24 @@ def pretrain_llm(model, encoder: ExampleEncoder, sampler: ExampleSampler, train:
     optimizer = make_optimizer(model, train)
     scheduler = warmup_cosine(optimizer, int(train.get("warmup_steps", 0)), steps, float(train.get("final_lr_ratio", 0.1)))
     joint_prob = float(train.get("joint_prompt_prob", 0.5))
+    # Examples are drawn `length_pool` batches at a time and grouped by length (less padding).
+    length_pool = int(train.get("length_pool", 1))
     pad_id = encoder.tokenizer.pad_token_id
-    running, first_loss = RunningMean(), None
+    running, first_loss, tokens, padded = RunningMean(), None, 0, 0
+    pending: List[List[Tuple[List[int], List[int]]]] = []
     model.train()
     progress = tqdm(range(steps), desc="LLM pretraining", unit="step", mininterval=2)
     for step in progress:
-        batch = [encoder(sampler.sample(rng), joint=rng.random() < joint_prob) for _ in range(batch_size)]
+        if not pending:
+            pool = [encoder(sampler.sample(rng), joint=rng.random() < joint_prob)
+                    for _ in range(batch_size * min(length_pool, steps - step))]
+            pool.sort(key=lambda example: len(example[0]))
+            pending = [pool[i : i + batch_size] for i in range(0, len(pool), batch_size)]
+            rng.shuffle(pending)
+        batch = pending.pop()
         input_ids, attention_mask, labels = collate(batch, pad_id)
+        tokens += int(attention_mask.sum())
+        padded += attention_mask.numel()
         loss = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -419,7 +430,8 @@ def pretrain_llm(model, encoder: ExampleEncoder, sampler: ExampleSampler, train:
         if step % 10 == 0 or step == steps - 1:
             progress.set_postfix(loss=f"{running.mean:.3f}")
     model.eval()
-    return {"steps": steps, "batch_size": batch_size, "first_loss": first_loss, "final_loss": running.mean}
+    return {"steps": steps, "batch_size": batch_size, "first_loss": first_loss, "final_loss": running.mean,
+            "tokens": tokens, "padding_fraction": round(1 - tokens / max(1, padded), 3), "redraws": sampler.redraws}
 
 
 # ------------------------------------------------------------------ LLM: evaluation ---
@@ -472,16 +484,16 @@ def evaluate_llm(model, encoder: ExampleEncoder, table: Dict[str, Dict[str, str]
         examples["repeat"] = [
             Example("repeat", prefix, text, postfix, text, sid) for sid, texts in table.items() for text in texts.values()
         ]
-    directions = []
     if "translation" in forms:
         for direction in evaluation.get("directions", []):
             source, target = direction.split("-")
-            directions.append((source, target))
             prefix, postfix = forms["translation"][0].fill(names, source, target)
-            examples[direction] = [
-                Example("translation", prefix, texts[source], postfix, texts[target], sid)
-                for sid, texts in table.items() if source in texts and target in texts
-            ]
+            pairs = [Example("translation", prefix, texts[source], postfix, texts[target], sid)
+                     for sid, texts in table.items() if source in texts and target in texts]
+            if pairs:
+                examples[direction] = pairs
+            else:
+                logging.warning("no held-out sentence in both %s and %s: %s not evaluated", source, target, direction)
     flat = [(key, example) for key, group in examples.items() for example in group]
     hypotheses = generate(model, tokenizer, [encoder.prompt_ids(example, joint) for _, example in flat], max_new_tokens)
     by_key = collections.defaultdict(list)
