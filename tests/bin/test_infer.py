@@ -1,6 +1,5 @@
 import subprocess
 
-import numpy as np
 import pytest
 import soundfile
 import torch
