@@ -1,8 +1,16 @@
 """Command-line helpers shared by the entry points."""
 
 import argparse
+import logging
 
 import yaml
+
+LOG_FORMAT = "%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s"
+
+
+def start_logging():
+    """INFO logging with time and source line, as ESPnet's tools log."""
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
 
 
 def parse_args_with_config(parser: argparse.ArgumentParser, cmd=None, strict: bool = True) -> argparse.Namespace:

@@ -81,10 +81,6 @@ def add_shared_options(parser, item="clips"):
     parser.add_argument("--max_duration", type=float, default=30.0, help=f"drop longer {item} (s, default 30)")
 
 
-def start_logging():
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
-
-
 def languages_and_map(args):
     """(--languages or the entries of --language_list, or None; the --language_map dict or None)."""
     languages = read_list_file(args.language_list) if args.language_list else args.languages

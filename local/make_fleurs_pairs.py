@@ -47,6 +47,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from the recipe root
 
+from bloomzmms.cli import start_logging  # noqa: E402
 from bloomzmms.datadir import (DataDir, DataDirError, load_data_dir, save_data_dir,  # noqa: E402
                                subset, validate_data_dir)
 from bloomzmms.instructions import escape_instruction, load_translation_instruction  # noqa: E402
@@ -160,7 +161,7 @@ def get_parser():
 
 
 def main(argv=None):
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
+    start_logging()
     parser = get_parser()
     args = parser.parse_args(argv)
     pairs = list(args.pairs)

@@ -57,6 +57,7 @@ from tqdm import tqdm
 RECIPE_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(RECIPE_ROOT))  # bloomzmms, when run from a checkout without installing it
 
+from bloomzmms.cli import start_logging  # noqa: E402
 from bloomzmms.instructions import load_translation_instruction, unescape_instruction  # noqa: E402
 from bloomzmms.standin import causal_lm_config, speech_encoder_config, train_tokenizer  # noqa: E402
 
@@ -984,7 +985,7 @@ def get_parser():
 
 def main(argv=None):
     args = get_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
+    start_logging()
     config = load_config(args.config, smoke=args.smoke)
     build(config, args.train_dir, args.dev_dir, args.output_dir, args.test_dir)
 

@@ -56,9 +56,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from corpus_common import (Dropped, add_shared_options, id_field, languages_and_map, log_drops,
-                           log_summary, make_ids, probe_audio, read_header_tsv, start_logging,
-                           wav_scp_entry, write_data_dir)
+from corpus_common import (Dropped, add_shared_options, id_field, languages_and_map, log_drops, log_summary,
+                           make_ids, probe_audio, read_header_tsv, wav_scp_entry, write_data_dir)
+
+from bloomzmms.cli import start_logging  # after corpus_common: it puts the recipe root on sys.path
 
 CLIP_NAME = re.compile(r"^common_voice_(?P<locale>[^_\s/]+)_(?P<number>\d+)(?P<suffix>\.[a-z0-9]+)?$")
 CLIENT_ID = re.compile(r"^[0-9a-fA-F]+$")

@@ -47,10 +47,11 @@ from pathlib import Path
 from tqdm import tqdm
 
 from corpus_common import (Dropped, add_shared_options, id_field, log_drops, log_summary, make_ids,
-                           probe_audio, read_header_tsv, read_language_map, read_list_file,
-                           start_logging, wav_scp_entry, write_data_dir)
+                           probe_audio, read_header_tsv, read_language_map, read_list_file, wav_scp_entry,
+                           write_data_dir)
 from prepare_commonvoice import CLIENT_ID, CLIENT_ID_LENGTH, CLIP_NAME, clip_stem
 
+from bloomzmms.cli import start_logging
 from bloomzmms.instructions import escape_instruction, load_translation_instruction
 
 SPLITS = ("train", "dev", "test")

@@ -45,6 +45,7 @@ from pathlib import Path
 RECIPE_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(RECIPE_ROOT))  # bloomzmms, when run from a checkout without installing it
 
+from bloomzmms.cli import start_logging  # noqa: E402
 from bloomzmms.csv_table import TableError, table_utterances, write_data_dir  # noqa: E402
 
 
@@ -111,7 +112,7 @@ def get_parser():
 
 def main(argv=None):
     args = get_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
+    start_logging()
     delimiter = "\t" if args.delimiter in ("\\t", "tab") else args.delimiter
     try:
         prepare_csv(args.csv, args.output_dir, args.audio_col, args.text_col, args.lang_col, args.language,

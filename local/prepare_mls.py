@@ -36,8 +36,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from corpus_common import (Dropped, add_shared_options, languages_and_map, log_drops, log_summary,
-                           make_ids, probe_audio, start_logging, wav_scp_entry, write_data_dir)
+from corpus_common import (Dropped, add_shared_options, languages_and_map, log_drops, log_summary, make_ids,
+                           probe_audio, wav_scp_entry, write_data_dir)
+
+from bloomzmms.cli import start_logging  # after corpus_common: it puts the recipe root on sys.path
 
 LANGUAGE_FOLDERS = {"de": "german", "en": "english", "es": "spanish", "fr": "french",
                     "it": "italian", "nl": "dutch", "pl": "polish", "pt": "portuguese"}

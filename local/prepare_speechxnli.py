@@ -41,6 +41,7 @@ from typing import Dict, List
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bloomzmms, when run from a checkout without installing it
+from bloomzmms.cli import start_logging  # noqa: E402
 from bloomzmms.slu_data import Dropped, SLUExample, audio_entry, write_task_dir  # noqa: E402
 
 LANGUAGES = ("ar", "bg", "de", "el", "en", "es", "fr", "hi", "ru", "sw", "th", "tr", "ur", "vi", "zh")
@@ -177,7 +178,7 @@ def get_parser():
 
 def main(argv=None):
     args = get_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
+    start_logging()
     try:
         prepare_speechxnli(args.speechxnli_root, args.xnli_dev_tsv, args.output_dir, args.languages)
     except (FileNotFoundError, ValueError, RuntimeError) as error:

@@ -61,6 +61,7 @@ from tqdm import tqdm
 from bloomzmms.asr.llm import load_tokenizer
 from bloomzmms.bin.make_instruction_sets import (INSTRUCTION_FILES, build_sets, derived_name,
                                                  write_atomically)
+from bloomzmms.cli import start_logging
 from bloomzmms.datadir import DataDir, DataDirError, load_data_dir, write_kv
 from bloomzmms.instructions import escape_instruction, load_instruction, unescape_instruction
 
@@ -369,7 +370,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None):
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
+    start_logging()
     args = get_parser().parse_args(argv)
     import_mi_targets(args.targets, args.t_dir, args.llm, args.mi_dir, args.tmi_dir, args.mi_copies,
                       args.default_instruction, args.report_dir)

@@ -42,7 +42,7 @@ import torch
 from tqdm import tqdm
 
 from bloomzmms.asr.llm import DTYPES, load_causal_lm, load_tokenizer
-from bloomzmms.cli import parse_args_with_config
+from bloomzmms.cli import parse_args_with_config, start_logging
 from bloomzmms.datadir import read_kv, write_kv
 from bloomzmms.instructions import unescape_instruction
 
@@ -303,7 +303,7 @@ def load_llm(name: str, dtype: str = "float32", quantization: Optional[str] = No
 
 
 def main(argv=None):
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
+    start_logging()
     args = parse_args_with_config(get_parser(), argv, strict=False)
     prompts = read_prompts(args.input, args.instruction_prefix, args.instruction_postfix,
                            args.prefix_file, args.postfix_file)

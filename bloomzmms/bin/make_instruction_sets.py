@@ -50,6 +50,7 @@ from typing import Dict, List, Optional, Sequence
 from bloomzmms.datadir import (DataDir, DataDirError, add_affixes, combine, load_data_dir, read_kv, rename,
                                save_data_dir, spk2utt, subset, validate_data_dir)
 from bloomzmms.asr.llm import load_tokenizer
+from bloomzmms.cli import start_logging
 from bloomzmms.instructions import escape_instruction, load_instruction, unescape_instruction
 
 log = logging.getLogger(__name__)
@@ -217,7 +218,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None):
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
+    start_logging()
     args = get_parser().parse_args(argv)
     make_instruction_sets(args.t_dir, args.mi_targets, args.mi_dir, args.tmi_dir, args.default_instruction,
                           args.token_ids_from)

@@ -46,6 +46,7 @@ import yaml
 
 from bloomzmms.asr.llm import DTYPES
 from bloomzmms.bin.llm_generate import generate_to_file, load_llm, prompt_digest
+from bloomzmms.cli import start_logging
 from bloomzmms.datadir import DataDirError, read_kv, write_kv
 from bloomzmms.instructions import Template, escape_instruction, load_templates
 
@@ -197,7 +198,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None):
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
+    start_logging()
     args = get_parser().parse_args(argv)
     llm, tokenizer = load_llm(args.llm, args.dtype, args.quantization, args.device)
     settings = {"llm": args.llm, "dtype": args.dtype, "quantization": args.quantization,

@@ -1,6 +1,5 @@
 """Tests of local/prepare_csv.py on a table of espeak-ng speech with every kind of bad row."""
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -13,18 +12,9 @@ from scipy.signal import resample_poly
 from bloomzmms.audio import read_audio
 from bloomzmms.datadir import read_kv, validate_data_dir
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.local.corpus_helpers import REPO_ROOT
 
-
-def load_local_module(name):
-    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "local" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-prep = load_local_module("prepare_csv")
+import prepare_csv as prep  # noqa: E402  (local/, put on sys.path by corpus_helpers)
 
 
 def speak(path: Path, text: str, voice: str = "en", rate: int = None, channels: int = 1) -> Path:
