@@ -102,7 +102,8 @@ def decode_utterances(args: argparse.Namespace, model_file: Path, utterances, dr
     with tempfile.TemporaryDirectory(prefix="predict_table.", dir=args.work_dir) as work_dir:
         work = Path(work_dir)
         write_data_dir(work / "data", utterances, [])
-        dump_data_dir(str(work / "data"), str(work / "dump"), audio_format="wav.ark", nj=args.nj)
+        # flac.ark, as stage 3 dumps: the same 16-bit samples as the recipe's own decoding.
+        dump_data_dir(str(work / "data"), str(work / "dump"), audio_format="flac.ark", nj=args.nj)
         for line in (work / "dump" / ".dropped").read_text(encoding="utf-8").splitlines():
             utt_id, reason = line.split(" ", 1)
             dropped.append(Dropped(Path(args.csv), line_of[utt_id], "unreadable_audio", reason))
