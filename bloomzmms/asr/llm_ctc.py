@@ -6,6 +6,7 @@ silently skipped on a shape mismatch as in the original. It is a frozen pretrain
 is a non-persistent buffer: never written into checkpoints, re-read from the LLM when built.
 """
 
+import logging
 from typing import Optional
 
 import torch
@@ -82,6 +83,7 @@ class LLMTiedCTC(torch.nn.Module):
         target_lengths: torch.Tensor,
     ) -> torch.Tensor:
         """Summed CTC loss over the batch; ``targets`` padded with any negative value."""
+        self.warn_unalignable(hidden_lengths, targets, target_lengths)
         log_probs = torch.log_softmax(self.logits(hidden).float(), dim=-1).transpose(0, 1)
         return torch.nn.functional.ctc_loss(
             log_probs,
@@ -92,6 +94,21 @@ class LLMTiedCTC(torch.nn.Module):
             reduction="sum",
             zero_infinity=True,
         )
+
+    def warn_unalignable(self, hidden_lengths: torch.Tensor, targets: torch.Tensor, target_lengths: torch.Tensor):
+        """Warn (once) about utterances with no CTC path: each target token needs a frame, and
+        a blank frame between repeated tokens. zero_infinity silently drops their loss."""
+        if getattr(self, "warned_unalignable", False):
+            return
+        valid = torch.arange(targets.size(1), device=targets.device)[None, :] < target_lengths[:, None]
+        repeats = ((targets[:, 1:] == targets[:, :-1]) & valid[:, 1:]).sum(-1)
+        unalignable = int((target_lengths + repeats > hidden_lengths).sum())
+        if unalignable:
+            self.warned_unalignable = True
+            logging.warning(
+                "CTC: %d of %d utterances in a batch have more target tokens (+ repeats) than encoder "
+                "frames, so they cannot be aligned and add no loss; subsample less or use longer tokens "
+                "(warned once)", unalignable, len(target_lengths))
 
     def detokenize(self, token_ids: list) -> str:
         return self.tokenizer.decode(token_ids, skip_special_tokens=True)

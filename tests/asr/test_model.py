@@ -84,6 +84,22 @@ def test_ctc_head_fails_loudly_on_shape_mismatch(tiny_models):
         LLMTiedCTC(5000, 32, llm_name_or_path=tiny_models["bloom"])
 
 
+def test_ctc_warns_once_about_utterances_it_cannot_align(tiny_models, caplog):
+    head = LLMTiedCTC(100, 32, llm_name_or_path=tiny_models["bloom"])
+    hidden = torch.randn(2, 4, 32)
+    # 4 frames: 4 distinct tokens fit; 3 tokens with a repeat need a blank between them (4) and
+    # fit; 4 tokens with a repeat (5 frames) do not.
+    fitting = torch.tensor([[5, 6, 7, 8], [5, 5, 6, -1]])
+    with caplog.at_level("WARNING"):
+        head.loss(hidden, torch.tensor([4, 4]), fitting, torch.tensor([4, 3]))
+        assert not caplog.records
+        unalignable = torch.tensor([[5, 5, 6, 7], [5, 6, 7, 8]])
+        loss = head.loss(hidden, torch.tensor([4, 4]), unalignable, torch.tensor([4, 4]))
+        head.loss(hidden, torch.tensor([4, 4]), unalignable, torch.tensor([4, 4]))
+    assert torch.isfinite(loss)
+    assert len(caplog.records) == 1 and "1 of 2 utterances" in caplog.records[0].getMessage()
+
+
 @pytest.mark.parametrize("stage", ["ctc", "llm"])
 def test_no_frozen_pretrained_weight_in_checkpoint_or_optimizer(tmp_path, tiny_models, stage):
     model, args = build_tiny_model(tmp_path, tiny_models, stage)

@@ -3,6 +3,7 @@ synthesizes with espeak-ng (2 languages), plus unit tests of the pretraining exa
 
 import importlib.util
 import json
+import math
 import random
 import shutil
 import subprocess
@@ -167,9 +168,12 @@ def test_models_work_in_the_recipe_components(built):
     lengths = torch.tensor([16000, 9000])
     feats, feats_lengths = frontend(waveform, lengths)
     hidden = built["config"]["speech_encoder"]["hidden_size"]
-    # 20 ms frames: one per 320 samples, fewer at the end by the first kernel's overhang.
-    first_kernel, first_stride = built["config"]["speech_encoder"]["conv_kernel"][0], 5
-    expected = [((n - first_kernel) // first_stride + 1) // 64 for n in lengths.tolist()]
+    # 20 ms frames: one per 320 samples, fewer at the end by the kernels' overhang.
+    section = built["config"]["speech_encoder"]
+    assert math.prod(section["conv_stride"]) == 320
+    expected = lengths.tolist()
+    for kernel, stride in zip(section["conv_kernel"], section["conv_stride"]):
+        expected = [(n - kernel) // stride + 1 for n in expected]
     assert feats.shape == (2, expected[0], hidden) and feats_lengths.tolist() == expected
     assert torch.isfinite(feats).all()
 
