@@ -3,6 +3,7 @@
 
 import io
 import re
+import shlex
 import subprocess
 from typing import Tuple
 
@@ -11,6 +12,13 @@ import numpy as np
 import soundfile
 
 ARK_ENTRY = re.compile(r".+\.ark:\d+$")
+
+
+def sox_resample_pipe(path, sample_rate: int = 16000) -> str:
+    """A ``wav.scp`` pipe giving the file as mono 16-bit WAV at ``sample_rate``. ``-R`` makes
+    sox's dither repeatable: without it, each read of the entry gives other samples (up to 1 LSB
+    apart), so two decodings of one recording could differ."""
+    return f"sox -R {shlex.quote(str(path))} -t wav -r {sample_rate} -c 1 -b 16 - |"
 
 
 def read_audio(value: str) -> Tuple[np.ndarray, int]:

@@ -14,7 +14,6 @@ another rate than 16 kHz or with several channels becomes a ``sox ... |`` pipe e
 import csv
 import dataclasses
 import re
-import shlex
 import shutil
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -22,6 +21,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import soundfile
 from tqdm import tqdm
 
+from bloomzmms.audio import sox_resample_pipe
 from bloomzmms.datadir import DataDir, save_data_dir
 
 SAMPLE_RATE = 16000
@@ -139,7 +139,7 @@ def audio_entry(value: str, csv_dir: Path) -> Tuple[Optional[str], int, Optional
     if shutil.which("sox") is None:
         raise TableError(f"{path}: {info.samplerate} Hz, {info.channels} channel(s): converting it to "
                          f"{SAMPLE_RATE} Hz mono needs sox (apt-get install sox)")
-    pipe = f"sox {shlex.quote(str(path))} -t wav -r {SAMPLE_RATE} -c 1 -b 16 - |"
+    pipe = sox_resample_pipe(path, SAMPLE_RATE)
     return pipe, round(info.frames * SAMPLE_RATE / info.samplerate), None
 
 

@@ -17,13 +17,14 @@ Written to a temporary sibling and renamed, so a killed run leaves no half-writt
 """
 
 import json
-import shlex
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List
 
 import soundfile
+
+from bloomzmms.audio import sox_resample_pipe
 
 SAMPLE_RATE = 16000
 
@@ -74,7 +75,7 @@ def audio_entry(path: Path):
         return None, ("unreadable_audio", f"{path}: no samples")
     if info.samplerate == SAMPLE_RATE and info.channels == 1:
         return str(path), None
-    return f"sox {shlex.quote(str(path))} -t wav -r {SAMPLE_RATE} -c 1 -b 16 - |", None
+    return sox_resample_pipe(path, SAMPLE_RATE), None
 
 
 def write_task_dir(task_dir: Path, examples: List[SLUExample], dropped: List[Dropped]) -> None:

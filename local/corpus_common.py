@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from prepare_fleurs import Dropped  # noqa: E402  (one drop record for every corpus)
 
+from bloomzmms.audio import sox_resample_pipe  # noqa: E402
 from bloomzmms.datadir import DataDir, save_data_dir, validate_data_dir  # noqa: E402
 
 SAMPLE_RATE = 16000
@@ -169,7 +170,7 @@ def wav_scp_entry(path, info):
     quoted = shlex.quote(str(path))
     if path.suffix.lower() in FFMPEG_SUFFIXES:
         return f"ffmpeg -nostdin -loglevel error -i {quoted} -ac 1 -ar {SAMPLE_RATE} -f wav - |"
-    return f"sox {quoted} -t wav -r {SAMPLE_RATE} -c 1 -b 16 - |"
+    return sox_resample_pipe(path, SAMPLE_RATE)
 
 
 def _warn_missing_tools(data_dir, wav_scp):

@@ -28,7 +28,7 @@ Two ways to choose clips (exactly one):
                     from one shared generator, so its exact clips come only with --utt_list.
 
 Output <output_dir>/<set_name> (train_cv by default):
-    wav.scp      <utt> sox <clip> -t wav -r 16000 -c 1 -b 16 - |
+    wav.scp      <utt> sox -R <clip> -t wav -r 16000 -c 1 -b 16 - |
     text         <utt> <sentence>   (as written, whitespace collapsed)
     utt2spk/spk2utt  speaker = Common Voice client (first 16 characters of client_id)
     utt2lang     <utt> the locale, or its label in --language_map (e.g. de -> de_de)

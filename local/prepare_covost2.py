@@ -13,7 +13,7 @@ Pairs use Common Voice locales (fr:en, zh-CN:en, en:de, ...; conf/languages/covo
 
 Output, for each pair and split: <output_dir>/<split>_covost2_<src>-<tgt>/ (e.g.
 data/test_covost2_fr-en), laid out like the FLEURS pair sets of local/make_fleurs_pairs.py:
-    wav.scp          <utt> sox <clip> -t wav -r 16000 -c 1 -b 16 - |
+    wav.scp          <utt> sox -R <clip> -t wav -r 16000 -c 1 -b 16 - |
     text             the reference translation;   text_source: the source transcript
     decoder_prefix   the translation instruction of --translation_template for the pair, with
     decoder_postfix  the languages named through --language_map (CoVoST locale -> FLEURS code)

@@ -6,7 +6,7 @@ paths are relative to the CSV's folder), ``--text_col`` the transcripts, ``--lan
 language codes (or ``--language`` gives one code for every row, and for rows whose cell is empty).
 
 Output, <output_dir>:
-    wav.scp          <utt> <absolute path>, or <utt> sox <path> -t wav -r 16000 -c 1 -b 16 - |
+    wav.scp          <utt> <absolute path>, or <utt> sox -R <path> -t wav -r 16000 -c 1 -b 16 - |
                      for audio at another rate or with several channels
     text             <utt> <transcript, whitespace collapsed>
     utt2spk/spk2utt  speaker = utterance

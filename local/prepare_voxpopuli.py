@@ -10,7 +10,7 @@ Input: the output of VoxPopuli's ASR data script, <voxpopuli_root>/transcribed_d
 The text is raw_text (cased, punctuated), or normalized_text where raw_text is empty.
 
 Output <output_dir>/<split>_voxpopuli_<lang>/ (e.g. data/test_voxpopuli_de):
-    wav.scp          <utt> sox <ogg> -t wav -r 16000 -c 1 -b 16 - |
+    wav.scp          <utt> sox -R <ogg> -t wav -r 16000 -c 1 -b 16 - |
     text             <utt> <transcript>
     utt2spk/spk2utt  speaker = VoxPopuli speaker_id
     utt2lang         <utt> <lang>, or its label in --language_map (e.g. de -> de_de)

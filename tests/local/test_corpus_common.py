@@ -44,7 +44,7 @@ def test_wav_scp_entry_names_16khz_mono_wav_and_flac_directly(tmp_path):
         entry = corpus_common.wav_scp_entry(path, info)
         assert (entry == str(path.resolve())) == direct, entry
     spaced = write_audio(tmp_path / "with space" / "e.flac", 0.5)
-    assert corpus_common.wav_scp_entry(spaced, corpus_common.probe_audio(spaced, 30.0)[1]).startswith("sox '")
+    assert corpus_common.wav_scp_entry(spaced, corpus_common.probe_audio(spaced, 30.0)[1]).startswith("sox -R '")
 
 
 def test_fleurs102_is_every_fleurs_language_of_the_translation_template():
