@@ -41,6 +41,7 @@ class LLMTiedCTC(torch.nn.Module):
             raise ValueError(f"blank_id {blank_id} outside the token list of {vocab_size}")
         self.vocab_size = vocab_size
         self.blank_id = blank_id
+        self.warned_unalignable = False
         self.llm_name_or_path = llm_name_or_path
         if load_weights:
             matrix = self.read_embeddings(llm_name_or_path, embeddings_path)
@@ -98,7 +99,7 @@ class LLMTiedCTC(torch.nn.Module):
     def warn_unalignable(self, hidden_lengths: torch.Tensor, targets: torch.Tensor, target_lengths: torch.Tensor):
         """Warn (once) about utterances with no CTC path: each target token needs a frame, and
         a blank frame between repeated tokens. zero_infinity silently drops their loss."""
-        if getattr(self, "warned_unalignable", False):
+        if self.warned_unalignable:
             return
         valid = torch.arange(targets.size(1), device=targets.device)[None, :] < target_lengths[:, None]
         repeats = ((targets[:, 1:] == targets[:, :-1]) & valid[:, 1:]).sum(-1)
