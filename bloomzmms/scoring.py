@@ -20,7 +20,10 @@ Caveat inherited from the normalizer: it replaces combining marks (e.g. Thai or
 Devanagari vowel signs) by spaces, so errors on those marks are not counted.
 
 Only total edit counts are reported: ``editdistance`` does not return the
-substitution/deletion/insertion split.
+substitution/deletion/insertion split. Each row also counts its overlong hypotheses (more than
+``OVERLONG_FACTOR`` times its reference's characters) and their character errors: a generation
+that loops until its token limit counts several times its reference's length in errors, so a
+few of them can dominate a CER.
 
 ST: BLEU and chrF with sacrebleu on the raw text (no normalization),
 corpus-level, per language (pair) and pooled. The BLEU tokenizer follows the
@@ -108,6 +111,11 @@ def is_unspaced(language: Optional[str]) -> bool:
     return language is not None and base_language(language) in UNSPACED_CODES
 
 
+# A hypothesis more than this many times as long as its reference (normalized characters) is
+# reported as overlong: in practice a generation that looped until its token limit.
+OVERLONG_FACTOR = 2
+
+
 def _percent(errors: int, length: int) -> Optional[float]:
     return 100.0 * errors / length if length else None
 
@@ -123,6 +131,7 @@ def asr_error_counts(ref: str, hyp: str, unspaced: bool) -> Dict[str, int]:
     ref_chars, hyp_chars = joiner.join(ref_words), joiner.join(hyp_words)
     counts = {
         "ref_chars": len(ref_chars),
+        "hyp_chars": len(hyp_chars),
         "char_errors": editdistance.eval(ref_chars, hyp_chars),
         "ref_words": 0,
         "word_errors": 0,
@@ -135,10 +144,13 @@ def asr_error_counts(ref: str, hyp: str, unspaced: bool) -> Dict[str, int]:
 
 def _asr_summary(utterances: List[Dict], wer_defined: bool) -> Dict:
     totals = {key: sum(u[key] for u in utterances) for key in ("ref_chars", "char_errors", "ref_words", "word_errors")}
+    overlong = [u for u in utterances if u["hyp_chars"] > OVERLONG_FACTOR * u["ref_chars"]]
     return {
         "num_utts": len(utterances),
         "num_missing_hyps": sum(u["missing"] for u in utterances),
         **totals,
+        "num_overlong_hyps": len(overlong),
+        "overlong_char_errors": sum(u["char_errors"] for u in overlong),
         "cer": _percent(totals["char_errors"], totals["ref_chars"]),
         "wer": _percent(totals["word_errors"], totals["ref_words"]) if wer_defined else None,
     }

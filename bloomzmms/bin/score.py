@@ -186,14 +186,22 @@ def _fmt(value: Optional[float], decimals: int = 2) -> str:
     return "n/a" if value is None else f"{value:.{decimals}f}"
 
 
+def _percent_of(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.0f}%" if whole else "-"
+
+
 def format_table(report: Dict) -> str:
-    metrics = ("cer", "wer") if report["task"] == "asr" else ("bleu", "chrf")
+    asr = report["task"] == "asr"
+    metrics = ("cer", "wer") if asr else ("bleu", "chrf")
     with_similarity = "semantic_similarity" in report["pooled"]
-    rows = [("language", "utts", "missing", *(m.upper() for m in metrics), *(["SIM"] if with_similarity else []))]
+    rows = [("language", "utts", "missing", *(m.upper() for m in metrics), *(["overlong (errors)"] if asr else []),
+             *(["SIM"] if with_similarity else []))]
     for name, figures in [*report["languages"].items(), ("pooled", report["pooled"])]:
         counts = (str(figures["num_utts"]), str(figures["num_missing_hyps"]))
+        overlong = [f"{figures['num_overlong_hyps']} ({_percent_of(figures['overlong_char_errors'], figures['char_errors'])})"
+                    ] if asr else []
         similarity = [_fmt(figures["semantic_similarity"], 4)] if with_similarity else []
-        rows.append((name, *counts, *(_fmt(figures[m]) for m in metrics), *similarity))
+        rows.append((name, *counts, *(_fmt(figures[m]) for m in metrics), *overlong, *similarity))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) for row in rows)
 

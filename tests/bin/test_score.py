@@ -22,7 +22,7 @@ def write(path, text):
 
 def test_normalizer_ignores_case_and_punctuation():
     counts = scoring.asr_error_counts("Hello, World!", "hello world", unspaced=False)
-    assert counts == {"ref_chars": 11, "char_errors": 0, "ref_words": 2, "word_errors": 0}
+    assert counts == {"ref_chars": 11, "hyp_chars": 11, "char_errors": 0, "ref_words": 2, "word_errors": 0}
 
 
 def test_cer_wer_hand_computed():
@@ -33,6 +33,18 @@ def test_cer_wer_hand_computed():
     assert german["cer"] == pytest.approx(100 * 6 / 11)
     assert (german["word_errors"], german["ref_words"]) == (1, 3)
     assert german["wer"] == pytest.approx(100 / 3)
+
+
+def test_overlong_hypotheses_are_counted_with_their_errors():
+    # A looping generation: more than twice its reference's characters. It is counted, with its
+    # share of the errors; a hypothesis of exactly twice the length is not.
+    refs = {"loop": "Der Bus fährt.", "double": "ab cd", "fine": "Das ist gut."}
+    hyps = {"loop": "der bus der bus der bus der bus", "double": "ab cd ab c", "fine": "das ist gut"}
+    german = scoring.score_asr(refs, hyps, default_language="de_de")["languages"]["de_de"]
+    loop_errors = scoring.asr_error_counts(refs["loop"], hyps["loop"], unspaced=False)["char_errors"]
+    assert german["num_overlong_hyps"] == 1
+    assert german["overlong_char_errors"] == loop_errors > 0
+    assert german["char_errors"] == loop_errors + 5  # "double": five inserted characters
 
 
 def test_unspaced_language_cer_only_and_punctuation_free():
@@ -156,7 +168,9 @@ def test_cli_writes_json_with_metadata(tmp_path, capsys):
     assert report["task"] == "asr" and report["num_missing_hyps"] == 1 and report["missing_hyp_utts"] == ["u3"]
     assert set(report["languages"]) == {"de_de", "en_us"}
     assert {"num_utts", "num_missing_hyps", "cer", "wer", "char_errors", "ref_chars"} <= set(report["pooled"])
-    assert "pooled" in capsys.readouterr().out
+    assert report["pooled"]["num_overlong_hyps"] == 0
+    table = capsys.readouterr().out
+    assert "pooled" in table and "overlong (errors)" in table
 
 
 def test_cli_st_records_signature(tmp_path):
