@@ -111,16 +111,16 @@ def is_unspaced(language: Optional[str]) -> bool:
     return language is not None and base_language(language) in UNSPACED_CODES
 
 
-# A hypothesis more than this many times as long as its reference (normalized characters) is
-# reported as overlong: in practice a generation that looped until its token limit.
-OVERLONG_FACTOR = 2
-
-
 def _percent(errors: int, length: int) -> Optional[float]:
     return 100.0 * errors / length if length else None
 
 
 # ---------------------------------------------------------------- ASR ---
+
+
+# A hypothesis more than this many times as long as its reference (normalized characters) is
+# reported as overlong: in practice a generation that looped until its token limit.
+OVERLONG_FACTOR = 2
 
 
 def asr_error_counts(ref: str, hyp: str, unspaced: bool) -> Dict[str, int]:
