@@ -14,7 +14,8 @@ stop_stage=13            # last stage to run
 ngpu=1                   # GPUs per node for training (0: CPU)
 num_nodes=1              # nodes for training (multi-node needs the slurm backend of cmd.sh)
 nj=4                     # parallel jobs for data preparation
-inference_nj=4           # parallel jobs for decoding
+inference_nj=4           # parallel jobs for decoding (per test set)
+parallel_sets=1          # test sets decoded and scored at the same time (stages 12-13)
 gpu_inference=false      # decode on GPUs
 dumpdir=dump             # dumped features
 expdir=exp               # experiments
@@ -86,6 +87,7 @@ Stages:
 Options (defaults in brackets):"
 
 . "$(dirname "$0")/utils/parse_options.sh"
+. "$(dirname "$0")/utils/for_each_set.sh"
 
 . ./path.sh
 . ./cmd.sh
@@ -245,7 +247,7 @@ if [ "${stage}" -le 10 ] && [ "${stop_stage}" -ge 10 ]; then
         mkdir -p "${asr_stats_dir}"
         # shellcheck disable=SC2046
         ${train_cmd} "${asr_stats_dir}/stats.log" ${python} -m bloomzmms.bin.train --collect_stats true \
-            $(common_train_args) --use_preprocessor true --ngpu 0 \
+            $(common_train_args) --use_preprocessor true --ngpu 0 --num_workers "${nj}" \
             --train_shape_file "${data_feats}/${train_dir_name}/wav.scp" \
             --valid_shape_file "${data_feats}/${valid_set}/wav.scp" \
             --output_dir "${asr_stats_dir}" ${asr_args}
@@ -319,37 +321,93 @@ if [ "${stop_stage}" -ge 12 ]; then
     inference_tag="${decode_config_tag}_${inference_asr_model%.pth}"
 fi
 
+decode_set() {  # DSET: stage 12 for one test set
+    local dset=$1 dir="${asr_exp}/${inference_tag}/$1" data="${data_feats}/$1" jobs instruction_args="" name i
+    if [ -f "${data}/utt2tgt_lang" ] && [ "${model_decoder}" != hf_causal_lm ]; then
+        log "  ${dset}: a translation set; a CTC model cannot follow its instruction (cascade in stage 13)"; return 0
+    fi
+    if [ -f "${dir}/text" ] && [ "${dir}/text" -nt "${asr_exp}/${inference_asr_model}" ]; then
+        log "  ${dir}: already decoded"; return 0
+    fi
+    jobs=$(min "${inference_nj}" "$(wc -l < "${data}/utt2spk")")
+    ${python} utils/split_data_dir.py "${data}" "${jobs}"
+    # Sets with per-utterance instructions (translation) are decoded with them.
+    [ -f "${data}/decoder_prefix" ] && instruction_args+=" --instruction_prefix_file ${data}/split${jobs}/JOB/decoder_prefix"
+    [ -f "${data}/decoder_postfix" ] && instruction_args+=" --instruction_postfix_file ${data}/split${jobs}/JOB/decoder_postfix"
+    # shellcheck disable=SC2086
+    ${decode_cmd} ${gpu_opt} JOB=1:"${jobs}" "${dir}/logdir/decode.JOB.log" \
+        ${python} -m bloomzmms.bin.infer --asr_model_file "${asr_exp}/${inference_asr_model}" \
+            --config "${inference_config}" --data_dir "${data}/split${jobs}/JOB" \
+            --output_dir "${dir}/logdir/output.JOB" --device "${device}" ${instruction_args} ${inference_args}
+    for name in token_int utt2lang_hyp text; do  # text last: it marks a finished decode
+        [ -f "${dir}/logdir/output.1/${name}" ] || continue
+        for i in $(seq "${jobs}"); do cat "${dir}/logdir/output.${i}/${name}"; done | LC_ALL=C sort > "${dir}/${name}.tmp"
+        mv "${dir}/${name}.tmp" "${dir}/${name}"
+    done
+    cp "${dir}/logdir/output.1/decode_info.yaml" "${dir}/decode_info.yaml"
+    log "  ${dir}: decoded"
+}
+
 if [ "${stage}" -le 12 ] && [ "${stop_stage}" -ge 12 ]; then
     log "Stage 12: decoding ${test_sets} with ${asr_exp}/${inference_asr_model}"
     model_decoder=$(yaml_get "${asr_exp}/config.yaml" decoder)
-    for dset in ${test_sets}; do
-        dir="${asr_exp}/${inference_tag}/${dset}"
-        data="${data_feats}/${dset}"
-        if [ -f "${data}/utt2tgt_lang" ] && [ "${model_decoder}" != hf_causal_lm ]; then
-            log "  ${dset}: a translation set; a CTC model cannot follow its instruction (cascade in stage 13)"; continue
-        fi
-        if [ -f "${dir}/text" ] && [ "${dir}/text" -nt "${asr_exp}/${inference_asr_model}" ]; then
-            log "  ${dir}: already decoded"; continue
-        fi
-        jobs=$(min "${inference_nj}" "$(wc -l < "${data}/utt2spk")")
-        ${python} utils/split_data_dir.py "${data}" "${jobs}"
-        instruction_args=""
-        # Sets with per-utterance instructions (translation) are decoded with them.
-        [ -f "${data}/decoder_prefix" ] && instruction_args+=" --instruction_prefix_file ${data}/split${jobs}/JOB/decoder_prefix"
-        [ -f "${data}/decoder_postfix" ] && instruction_args+=" --instruction_postfix_file ${data}/split${jobs}/JOB/decoder_postfix"
-        # shellcheck disable=SC2086
-        ${decode_cmd} ${gpu_opt} JOB=1:"${jobs}" "${dir}/logdir/decode.JOB.log" \
-            ${python} -m bloomzmms.bin.infer --asr_model_file "${asr_exp}/${inference_asr_model}" \
-                --config "${inference_config}" --data_dir "${data}/split${jobs}/JOB" \
-                --output_dir "${dir}/logdir/output.JOB" --device "${device}" ${instruction_args} ${inference_args}
-        for name in token_int utt2lang_hyp text; do  # text last: it marks a finished decode
-            [ -f "${dir}/logdir/output.1/${name}" ] || continue
-            for i in $(seq "${jobs}"); do cat "${dir}/logdir/output.${i}/${name}"; done | LC_ALL=C sort > "${dir}/${name}.tmp"
-            mv "${dir}/${name}.tmp" "${dir}/${name}"
-        done
-        cp "${dir}/logdir/output.1/decode_info.yaml" "${dir}/decode_info.yaml"
-    done
+    # shellcheck disable=SC2086
+    for_each_set decode_set ${test_sets}
 fi
+
+score_set() {  # DSET: stage 13 for one test set
+    local dset=$1 dir data source out rest input model asr_hyp
+    local -a instruction_opts task_args sources
+    dir="${asr_exp}/${inference_tag}/${dset}"
+    data="${data_feats}/${dset}"
+    instruction_opts=(--prefix_file "${data}/decoder_prefix" --postfix_file "${data}/decoder_postfix")
+    if [ -f "${data}/utt2tgt_lang" ]; then
+        task_args=(--task st --utt2target_lang "${data}/utt2tgt_lang" --utt2lang "${data}/utt2lang")
+    else
+        task_args=(--task asr --utt2lang "${data}/utt2lang")
+    fi
+    if [ -f "${dir}/decode_info.yaml" ]; then
+        ${python} -m bloomzmms.bin.score "${task_args[@]}" --ref "${data}/text" --hyp "${dir}/text" \
+            --model "${asr_exp}/${inference_asr_model}" --data "${dset}" --output "${dir}/scores.json" \
+            --instruction "$(yaml_get "${dir}/decode_info.yaml" instruction)" "${semantic_opts[@]}"
+    fi
+    if [ -f "${dir}/utt2lang_hyp" ]; then  # the intermediate language-ID head
+        ${python} -m bloomzmms.bin.score_lid --ref "${data}/utt2lang" --hyp "${dir}/utt2lang_hyp" \
+            --model "${asr_exp}/${inference_asr_model}" --data "${dset}" --output "${dir}/lid_scores.json"
+    fi
+    [ -f "${data}/utt2tgt_lang" ] || return 0
+    # Baselines through the same LLM, instructions and generation settings as the speech model:
+    # the text oracle (gold source transcript) and the cascade (our ASR output of the same audio).
+    sources=()
+    # The oracle depends on the LLM and decoding settings only: one per LLM, shared by experiments.
+    [ "${text_oracle}" = true ] && [ -f "${data}/text_source" ] && \
+        sources+=("${expdir}/text_oracle_${llm_tag}/${decode_config_tag}/${dset}:${data}/text_source:text oracle: ${llm}")
+    asr_hyp="${asr_exp}/${inference_tag}/${cascade_asr_set}/text"
+    if [ "${cascade}" = true ] && [ -n "${cascade_asr_set}" ] && [ -f "${asr_hyp}" ]; then
+        mkdir -p "${dir}/cascade"
+        # The ASR output of this set's utterances (the same recordings as in ${cascade_asr_set}),
+        # replaced only when it changed, so that a re-run does not regenerate the cascade.
+        awk 'NR == FNR { keep[$1]; next } ($1 in keep)' "${data}/utt2spk" "${asr_hyp}" > "${dir}/cascade/asr_text.new"
+        if cmp -s "${dir}/cascade/asr_text.new" "${dir}/cascade/asr_text"; then
+            rm "${dir}/cascade/asr_text.new"
+        else
+            mv "${dir}/cascade/asr_text.new" "${dir}/cascade/asr_text"
+        fi
+        sources+=("${dir}/cascade:${dir}/cascade/asr_text:cascade: ${asr_exp}/${inference_asr_model} + ${llm}")
+    fi
+    for source in "${sources[@]}"; do
+        out=${source%%:*}; rest=${source#*:}; input=${rest%%:*}; model=${rest#*:}
+        log "  ${dset}: ${model%%:*} (${input} through ${llm})"
+        if ! { [ -f "${out}/text" ] && [ "${out}/text" -nt "${input}" ]; }; then
+            ${python} -m bloomzmms.bin.llm_generate --llm "${llm}" --input "${input}" "${instruction_opts[@]}" \
+                --config "${inference_config}" --output "${out}/text"
+            touch "${out}/text"  # an unchanged output keeps its old time stamp otherwise
+        fi
+        ${python} -m bloomzmms.bin.score "${task_args[@]}" --ref "${data}/text" --hyp "${out}/text" \
+            --model "${model}" --data "${dset}" --output "${out}/scores.json" \
+            --instruction "$(describe_instructions "${data}")" "${semantic_opts[@]}"
+    done
+}
 
 if [ "${stage}" -le 13 ] && [ "${stop_stage}" -ge 13 ]; then
     log "Stage 13: scoring ${test_sets}"
@@ -360,57 +418,8 @@ if [ "${stage}" -le 13 ] && [ "${stop_stage}" -ge 13 ]; then
             [ -f "${data_feats}/${dset}/utt2tgt_lang" ] || { cascade_asr_set=${dset}; break; }
         done
     fi
-    for dset in ${test_sets}; do
-        dir="${asr_exp}/${inference_tag}/${dset}"
-        data="${data_feats}/${dset}"
-        instruction_opts=(--prefix_file "${data}/decoder_prefix" --postfix_file "${data}/decoder_postfix")
-        if [ -f "${data}/utt2tgt_lang" ]; then
-            task_args=(--task st --utt2target_lang "${data}/utt2tgt_lang" --utt2lang "${data}/utt2lang")
-        else
-            task_args=(--task asr --utt2lang "${data}/utt2lang")
-        fi
-        if [ -f "${dir}/decode_info.yaml" ]; then
-            ${python} -m bloomzmms.bin.score "${task_args[@]}" --ref "${data}/text" --hyp "${dir}/text" \
-                --model "${asr_exp}/${inference_asr_model}" --data "${dset}" --output "${dir}/scores.json" \
-                --instruction "$(yaml_get "${dir}/decode_info.yaml" instruction)" "${semantic_opts[@]}"
-        fi
-        if [ -f "${dir}/utt2lang_hyp" ]; then  # the intermediate language-ID head
-            ${python} -m bloomzmms.bin.score_lid --ref "${data}/utt2lang" --hyp "${dir}/utt2lang_hyp" \
-                --model "${asr_exp}/${inference_asr_model}" --data "${dset}" --output "${dir}/lid_scores.json"
-        fi
-        [ -f "${data}/utt2tgt_lang" ] || continue
-        # Baselines through the same LLM, instructions and generation settings as the speech model:
-        # the text oracle (gold source transcript) and the cascade (our ASR output of the same audio).
-        sources=()
-        # The oracle depends on the LLM and decoding settings only: one per LLM, shared by experiments.
-        [ "${text_oracle}" = true ] && [ -f "${data}/text_source" ] && \
-            sources+=("${expdir}/text_oracle_${llm_tag}/${decode_config_tag}/${dset}:${data}/text_source:text oracle: ${llm}")
-        asr_hyp="${asr_exp}/${inference_tag}/${cascade_asr_set}/text"
-        if [ "${cascade}" = true ] && [ -n "${cascade_asr_set}" ] && [ -f "${asr_hyp}" ]; then
-            mkdir -p "${dir}/cascade"
-            # The ASR output of this set's utterances (the same recordings as in ${cascade_asr_set}),
-            # replaced only when it changed, so that a re-run does not regenerate the cascade.
-            awk 'NR == FNR { keep[$1]; next } ($1 in keep)' "${data}/utt2spk" "${asr_hyp}" > "${dir}/cascade/asr_text.new"
-            if cmp -s "${dir}/cascade/asr_text.new" "${dir}/cascade/asr_text"; then
-                rm "${dir}/cascade/asr_text.new"
-            else
-                mv "${dir}/cascade/asr_text.new" "${dir}/cascade/asr_text"
-            fi
-            sources+=("${dir}/cascade:${dir}/cascade/asr_text:cascade: ${asr_exp}/${inference_asr_model} + ${llm}")
-        fi
-        for source in "${sources[@]}"; do
-            out=${source%%:*}; rest=${source#*:}; input=${rest%%:*}; model=${rest#*:}
-            log "  ${dset}: ${model%%:*} (${input} through ${llm})"
-            if ! { [ -f "${out}/text" ] && [ "${out}/text" -nt "${input}" ]; }; then
-                ${python} -m bloomzmms.bin.llm_generate --llm "${llm}" --input "${input}" "${instruction_opts[@]}" \
-                    --config "${inference_config}" --output "${out}/text"
-                touch "${out}/text"  # an unchanged output keeps its old time stamp otherwise
-            fi
-            ${python} -m bloomzmms.bin.score "${task_args[@]}" --ref "${data}/text" --hyp "${out}/text" \
-                --model "${model}" --data "${dset}" --output "${out}/scores.json" \
-                --instruction "$(describe_instructions "${data}")" "${semantic_opts[@]}"
-        done
-    done
+    # shellcheck disable=SC2086
+    for_each_set score_set ${test_sets}
     # Zero-shot spoken language understanding (LLM-decoded models; sets prepared by local/data.sh).
     if [ "$(yaml_get "${asr_exp}/config.yaml" decoder)" = hf_causal_lm ]; then
         for task_set in speechglue speechxnli; do

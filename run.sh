@@ -32,7 +32,7 @@ if [ "${FLEURS}" = downloads/mini_fleurs ]; then
     llm_config=conf/mini/train_aed.yaml
     mini_languages="en_us de_de fr_fr es_419 it_it nl_nl pt_br pl_pl"
     translation_pairs="en_us:de_de de_de:en_us fr_fr:es_419 es_419:en_us"
-    extra_opts=(--nj 2 --inference_nj 1 --ngpu 0 --mi_templates conf/instructions/mi_templates_mini.yaml --mi_batch_size 128 --mi_max_new_tokens 48
+    extra_opts=(--nj 2 --inference_nj 1 --parallel_sets 2 --ngpu 0 --mi_templates conf/instructions/mi_templates_mini.yaml --mi_batch_size 128 --mi_max_new_tokens 48
                 --inference_config conf/mini/decode_asr.yaml)
 else
     llm=bigscience/bloomz-7b1
