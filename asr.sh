@@ -251,6 +251,11 @@ if [ "${stage}" -le 10 ] && [ "${stop_stage}" -ge 10 ]; then
             --train_shape_file "${data_feats}/${train_dir_name}/wav.scp" \
             --valid_shape_file "${data_feats}/${valid_set}/wav.scp" \
             --output_dir "${asr_stats_dir}" ${asr_args}
+        # Loader workers write shapes in the order they finish; ESPnet's batch sampler keeps the file
+        # order among utterances of equal length, so an unsorted file makes training depend on --nj.
+        for shape_file in "${asr_stats_dir}"/{train,valid}/*_shape; do
+            LC_ALL=C sort -o "${shape_file}" "${shape_file}"
+        done
         data_fingerprint > "${asr_stats_dir}/.done"
     fi
 fi
