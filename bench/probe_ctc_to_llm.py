@@ -25,12 +25,11 @@ from pathlib import Path
 from typing import Dict, List, Tuple
 
 import torch
-from espnet2.train.collate_fn import CommonCollateFn
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bloomzmms.asr.llm_decoder import HFCausalLMDecoder  # noqa: E402
-from bloomzmms.bin.infer import audio_type  # noqa: E402
+from bloomzmms.bin.infer import speech_loader  # noqa: E402
 from bloomzmms.scoring import read_kaldi_text, score_asr  # noqa: E402
 from bloomzmms.tasks.asr import BloomzmmsASRTask  # noqa: E402
 
@@ -39,13 +38,10 @@ MODES = ("ctc", "every_frame", "segment_mean", "segment_token")
 
 def ctc_segments(best: torch.Tensor, length: int, blank_id: int) -> List[Tuple[int, int, int]]:
     """(start, end, token) of each run of one non-blank best token in ``best[:length]``."""
-    segments, start = [], 0
-    for t in range(1, length + 1):
-        if t == length or best[t] != best[start]:
-            if int(best[start]) != blank_id:
-                segments.append((start, t, int(best[start])))
-            start = t
-    return segments
+    tokens, counts = torch.unique_consecutive(best[:length], return_counts=True)
+    ends = counts.cumsum(0)
+    return [(int(end - count), int(end), int(token))
+            for token, count, end in zip(tokens, counts, ends) if int(token) != blank_id]
 
 
 def compress(model, embeddings: torch.Tensor, lengths: torch.Tensor, mode: str) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -89,14 +85,7 @@ def main(argv=None):
     model.eval()
     if model.ctc is None:
         sys.exit(f"{exp_dir / args.model_file} has no CTC head: give a CTC-phase experiment")
-    train_args.train_text_type = "text"
-    loader = BloomzmmsASRTask.build_streaming_iterator(
-        data_path_and_name_and_type=[(str(data_dir / "wav.scp"), "speech", audio_type(data_dir / "wav.scp"))],
-        preprocess_fn=BloomzmmsASRTask.build_preprocess_fn(train_args, train=False),
-        collate_fn=CommonCollateFn(float_pad_value=0.0, int_pad_value=-1),
-        batch_size=args.batch_size, dtype="float32", num_workers=0,
-        allow_variable_data_keys=True, inference=True,
-    )
+    loader = speech_loader(train_args, data_dir, args.batch_size)
     llm = HFCausalLMDecoder(len(model.token_list), model.adaptor.output_size(), model_name_or_path=args.llm)
     hypotheses: Dict[str, Dict[str, str]] = {mode: {} for mode in MODES}
     with torch.no_grad():

@@ -46,6 +46,24 @@ def audio_type(wav_scp: Path) -> str:
     return "kaldi_ark" if ".ark:" in value and not value.endswith("|") else "sound"
 
 
+def speech_loader(train_args: argparse.Namespace, data_dir: Path, batch_size: int, num_workers: int = 0,
+                  key_file: Optional[str] = None):
+    """Batches of (utterance ids, {"speech", "speech_lengths"}) of ``data_dir/wav.scp``, in file
+    order, preprocessed as at training (audio only: no targets are read)."""
+    train_args.train_text_type = "text"
+    return BloomzmmsASRTask.build_streaming_iterator(
+        data_path_and_name_and_type=[(str(data_dir / "wav.scp"), "speech", audio_type(data_dir / "wav.scp"))],
+        preprocess_fn=BloomzmmsASRTask.build_preprocess_fn(train_args, train=False),
+        collate_fn=CommonCollateFn(float_pad_value=0.0, int_pad_value=-1),
+        key_file=key_file,
+        batch_size=batch_size,
+        dtype="float32",
+        num_workers=num_workers,
+        allow_variable_data_keys=True,
+        inference=True,
+    )
+
+
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--asr_model_file", required=True, help="Trained weights (.pth)")
@@ -103,18 +121,7 @@ def decode(args: argparse.Namespace) -> Dict[str, str]:
         for name, path in (("prefix", args.instruction_prefix_file), ("postfix", args.instruction_postfix_file))
         if decoding == "llm" and path is not None
     }
-    train_args.train_text_type = "text"
-    loader = BloomzmmsASRTask.build_streaming_iterator(
-        data_path_and_name_and_type=[(str(data_dir / "wav.scp"), "speech", audio_type(data_dir / "wav.scp"))],
-        preprocess_fn=BloomzmmsASRTask.build_preprocess_fn(train_args, train=False),
-        collate_fn=CommonCollateFn(float_pad_value=0.0, int_pad_value=-1),
-        key_file=args.key_file,
-        batch_size=args.batch_size,
-        dtype="float32",
-        num_workers=args.num_workers,
-        allow_variable_data_keys=True,
-        inference=True,
-    )
+    loader = speech_loader(train_args, data_dir, args.batch_size, args.num_workers, args.key_file)
     tokenizer = model.decoder.tokenizer if decoding == "llm" else model.ctc.tokenizer
     language_list = getattr(train_args, "language_list", []) or []
     responses: Dict[str, List[int]] = {}
