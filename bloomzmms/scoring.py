@@ -156,6 +156,13 @@ def _asr_summary(utterances: List[Dict], wer_defined: bool) -> Dict:
     }
 
 
+def overlong_cell(figures: Dict) -> str:
+    """``6 (21%)``: a row's overlong hypotheses and their share of its character errors."""
+    errors = figures["char_errors"]
+    share = f"{100 * figures['overlong_char_errors'] / errors:.0f}%" if errors else "-"
+    return f"{figures['num_overlong_hyps']} ({share})"
+
+
 def asr_rows(
     refs: Dict[str, str], utt2lang: Optional[Dict[str, str]] = None, default_language: Optional[str] = None
 ) -> Dict[str, Optional[str]]:

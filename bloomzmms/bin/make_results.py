@@ -35,7 +35,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from matplotlib.figure import Figure  # a bare Figure renders with Agg, no pyplot/backend state
 from matplotlib.ticker import MaxNLocator
 
-from bloomzmms import slu_report
+from bloomzmms import scoring, slu_report
 from bloomzmms.bin import score_lid
 
 VALIDATION_METRICS = ("acc", "cer_ctc", "cer", "wer")
@@ -47,7 +47,9 @@ NOTE = (
     "whitespace, and the pooled WER covers the other languages only. BLEU/chrF: sacrebleu, corpus-level on raw "
     "(unnormalized) text; BLEU tokenizer by target language: zh → `zh`, ja → `ja-mecab`, ko → `ko-mecab` "
     "(`char` when MeCab is not installed), th/lo/my/km → `char`, others → `13a`; the pooled BLEU sums the "
-    "per-language n-gram statistics. Missing hypotheses are scored as empty."
+    "per-language n-gram statistics. Missing hypotheses are scored as empty. Overlong (errors): hypotheses "
+    f"more than {scoring.OVERLONG_FACTOR} times as long as their reference (normalized characters; in practice a "
+    "generation that looped until its token limit) and their share of the row's character errors."
 )
 SIMILARITY_NOTE = (
     "Sim.: mean cosine similarity of L2-normalized sentence embeddings of hypothesis and reference "
@@ -165,7 +167,9 @@ def _fmt(value: Optional[float], decimals: int) -> str:
 def _metric_cells(task: str, figures: Dict, with_similarity: bool) -> List[str]:
     similarity = [_fmt(figures.get("semantic_similarity"), 3)] if with_similarity else []
     if task == "asr":
-        return [_fmt(figures["cer"], 2), _fmt(figures["wer"], 2), *similarity]
+        # Reports written before overlong hypotheses were counted have no such figures.
+        overlong = scoring.overlong_cell(figures) if "num_overlong_hyps" in figures else "n/a"
+        return [_fmt(figures["cer"], 2), _fmt(figures["wer"], 2), overlong, *similarity]
     return [_fmt(figures["bleu"], 1), _fmt(figures["chrf"], 1), *similarity, f"`{figures['bleu_tokenizer']}`"]
 
 
@@ -177,7 +181,7 @@ def score_table(report: Dict, with_similarity: bool = False) -> List[str]:
     """Markdown rows; ``with_similarity`` adds the "Sim." column (n/a where the report has none)."""
     similarity = ["Sim."] if with_similarity else []
     if report["task"] == "asr":
-        header = ["language", "utts", "missing hyps", "CER", "WER", *similarity]
+        header = ["language", "utts", "missing hyps", "CER", "WER", "overlong (errors)", *similarity]
         alignment = "|---|" + "---:|" * len(header[1:])
     else:
         header = ["language (pair)", "utts", "missing hyps", "BLEU", "chrF", *similarity, "BLEU tokenizer"]

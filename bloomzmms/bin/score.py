@@ -186,13 +186,6 @@ def _fmt(value: Optional[float], decimals: int = 2) -> str:
     return "n/a" if value is None else f"{value:.{decimals}f}"
 
 
-def _overlong_cell(figures: Dict) -> str:
-    """``6 (21%)``: overlong hypotheses and their share of the row's character errors."""
-    errors = figures["char_errors"]
-    share = f"{100 * figures['overlong_char_errors'] / errors:.0f}%" if errors else "-"
-    return f"{figures['num_overlong_hyps']} ({share})"
-
-
 def format_table(report: Dict) -> str:
     asr = report["task"] == "asr"
     metrics = ("cer", "wer") if asr else ("bleu", "chrf")
@@ -201,7 +194,7 @@ def format_table(report: Dict) -> str:
              *(["SIM"] if with_similarity else []))]
     for name, figures in [*report["languages"].items(), ("pooled", report["pooled"])]:
         counts = (str(figures["num_utts"]), str(figures["num_missing_hyps"]))
-        overlong = [_overlong_cell(figures)] if asr else []
+        overlong = [scoring.overlong_cell(figures)] if asr else []
         similarity = [_fmt(figures["semantic_similarity"], 4)] if with_similarity else []
         rows.append((name, *counts, *(_fmt(figures[m]) for m in metrics), *overlong, *similarity))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]

@@ -112,6 +112,30 @@ def test_make_results_writes_markdown_json_and_png(exp_tree):
     assert png.startswith(b"\x89PNG") and len(png) > 1000
 
 
+def test_overlong_hypotheses_column(tmp_path):
+    """A looping hypothesis shows up with its share of the errors; a report without the count says n/a."""
+    exp = tmp_path / "exp"
+    run_score(
+        tmp_path, "asr", {"u1": "the red cat", "u2": "a dog"}, {"u1": "the red cat", "u2": "a dog dog dog dog dog"},
+        exp / "asr_loop" / "decode_asr" / "test" / "scores.json", "--target_lang", "en_us",
+    )
+    old_report = exp / "asr_old" / "decode_asr" / "test" / "scores.json"
+    report = json.loads((exp / "asr_loop" / "decode_asr" / "test" / "scores.json").read_text(encoding="utf-8"))
+    for figures in [*report["languages"].values(), report["pooled"]]:
+        del figures["num_overlong_hyps"], figures["overlong_char_errors"]
+    old_report.parent.mkdir(parents=True)
+    old_report.write_text(json.dumps(report), encoding="utf-8")
+    output = tmp_path / "RESULTS.md"
+    argv = ["--exp_dir", str(exp), "--output", str(output), "--plots_dir", str(tmp_path / "plots")]
+    assert make_results.main(argv) == 0
+
+    markdown = output.read_text(encoding="utf-8")
+    assert "| language | utts | missing hyps | CER | WER | overlong (errors) |" in markdown
+    assert "| en_us | 2 | 0 | 100.00 | 80.00 | 1 (100%) |" in markdown  # "a dog" + 16 inserted characters
+    assert "| en_us | 2 | 0 | 100.00 | 80.00 | n/a |" in markdown
+    assert "Overlong (errors): hypotheses more than 2 times as long" in markdown
+
+
 def test_make_results_rejects_foreign_scores_json(tmp_path, capsys):
     (tmp_path / "exp" / "x").mkdir(parents=True)
     (tmp_path / "exp" / "x" / "scores.json").write_text('{"bleu": 1}', encoding="utf-8")
@@ -146,10 +170,10 @@ def test_similarity_column_next_to_bleu_and_cer(tmp_path, exp_tree):
     assert make_results.main(argv) == 0
 
     markdown = output.read_text(encoding="utf-8")
-    assert "| language | utts | missing hyps | CER | WER | Sim. |" in markdown
+    assert "| language | utts | missing hyps | CER | WER | overlong (errors) | Sim. |" in markdown
     assert "| language (pair) | utts | missing hyps | BLEU | chrF | Sim. | BLEU tokenizer |" in markdown
-    assert "| en_us | 1 | 0 | 0.00 | 0.00 | 1.000 |" in markdown
-    assert "| **pooled** | 4 | 1 | 45.95 | 42.86 | n/a |" in markdown  # the report scored without a model
+    assert "| en_us | 1 | 0 | 0.00 | 0.00 | 0 (-) | 1.000 |" in markdown
+    assert "| **pooled** | 4 | 1 | 45.95 | 42.86 | 0 (0%) | n/a |" in markdown  # the report scored without a model
     assert f"- semantic similarity: `{model_dir}`, instruction: Retrieve semantically similar text." in markdown
     assert "Sim.: mean cosine similarity" in markdown
 
