@@ -8,9 +8,10 @@ Looks for:
   * ``<exp_dir>/**/scores.json`` written by ``bloomzmms.bin.score``: one
     Markdown table each (per-language rows and a pooled row), grouped by task
     and test set (the JSON's ``data`` field, else the directory holding
-    scores.json), headed with model, data and instruction; a "Sim." column
-    (mean cosine of sentence embeddings, ``score --semantic_model``) follows
-    CER/WER or BLEU/chrF in every table of a task where any report has it;
+    scores.json), headed with model, data and instruction; ASR tables count
+    overlong hypotheses (looping generations) after CER/WER; a "Sim." column
+    (mean cosine of sentence embeddings, ``score --semantic_model``) ends the
+    metrics of every table of a task where any report has it;
   * ``<exp_dir>/**/train.log`` written by ESPnet's trainer: the per-epoch
     "Nepoch results: [train] ..., [valid] ..." lines are plotted (train/valid
     loss and validation acc/CER against epoch) into
