@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Dict, List, Tuple
 
 import torch
+from torch.nn.utils.rnn import pad_sequence
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -56,11 +57,7 @@ def compress(model, embeddings: torch.Tensor, lengths: torch.Tensor, mode: str) 
             vectors = [model.ctc.embedding_matrix[token] for _, _, token in segments]
         # An utterance with no segment keeps its first frame: the LLM needs some input.
         rows.append(torch.stack(vectors) if vectors else embeddings[b, :1])
-    out_lengths = torch.tensor([len(row) for row in rows])
-    padded = embeddings.new_zeros(len(rows), int(out_lengths.max()), embeddings.size(-1))
-    for b, row in enumerate(rows):
-        padded[b, : len(row)] = row
-    return padded, out_lengths
+    return pad_sequence(rows, batch_first=True), torch.tensor([len(row) for row in rows])
 
 
 def get_parser() -> argparse.ArgumentParser:
